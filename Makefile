@@ -1,0 +1,24 @@
+# The front door. `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HDP := $(BIN)/python -m hdp
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test up down stop lint lock clean dbt-parse
+
+install: $(STAMP)
+
+# Reinstalls only when a lock changes: a second `make demo` installs nothing.
+$(STAMP): requirements/main.lock requirements/bootstrap.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/bootstrap.lock
+	@UV_COMPILE_BYTECODE=1 $(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/main.lock
+	@# the platform library lives in plugins/ (Airflow adds it to sys.path too)
+	@echo "$(CURDIR)/plugins" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hdp-plugins.pth
+	@touch $(STAMP)
+
+lock:
+	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/bootstrap.in -o requirements/bootstrap.lock
+	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/main.in -o requirements/main.lock
