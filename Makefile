@@ -22,3 +22,30 @@ $(STAMP): requirements/main.lock requirements/bootstrap.lock
 lock:
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/bootstrap.in -o requirements/bootstrap.lock
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/main.in -o requirements/main.lock
+
+# Run the platform's main job end to end on the embedded PostgreSQL, through Airflow.
+demo: install
+	@$(HDP) demo
+
+# Every test against real PostgreSQL, dbt, GX and Airflow (starts its own cluster on :55433).
+test: install
+	@$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Airflow UI on 127.0.0.1 with the DAGs scheduled daily; `make down` stops everything.
+up: install
+	@$(HDP) up
+
+down:
+	@if [ -x $(BIN)/python ]; then $(HDP) down; fi
+
+lint: install
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros --disable-progress-bar
+
+summary: install
+	@$(HDP) summary
+
+# Removes all local state (clusters, secrets, reports): the next `make demo` starts afresh.
+clean: down
+	@rm -rf var

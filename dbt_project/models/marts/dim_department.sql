@@ -1,0 +1,45 @@
+-- One row per department (科室), with its division (the parent), plus the unknown member '-1'.
+with
+
+departments as (
+    select * from {{ ref('stg_his__departments') }}
+),
+
+known as (
+    select
+        departments.dept_code as department_key,
+        departments.dept_code,
+        departments.dept_name,
+        case
+            when departments.dept_type = 'division' then departments.dept_code
+            else departments.parent_dept_code
+        end as division_code,
+        case
+            when departments.dept_type = 'division' then departments.dept_name
+            else divisions.dept_name
+        end as division_name,
+        departments.dept_type,
+        departments.is_active,
+        false as is_unknown_member,
+        departments.data_source
+    from departments
+    left join departments as divisions
+        on departments.parent_dept_code = divisions.dept_code
+),
+
+unknown_member as (
+    select
+        '-1' as department_key,
+        cast(null as text) as dept_code,
+        'unknown' as dept_name,
+        cast(null as text) as division_code,
+        cast(null as text) as division_name,
+        'unknown' as dept_type,
+        false as is_active,
+        true as is_unknown_member,
+        cast(null as text) as data_source
+)
+
+select * from known
+union all
+select * from unknown_member

@@ -1,0 +1,42 @@
+-- One row per person, plus the unknown member ('-1') that orphan facts point at.
+-- Pseudonymous by construction: no name, card number, phone, address or MRN; birth date is
+-- reduced to a year and the card to its province code.
+with
+
+patients as (
+    select * from {{ ref('int_patients__deduplicated') }}
+),
+
+known as (
+    select
+        patient_key,
+        sex,
+        extract(year from birth_date)::int as birth_year,
+        -- as of the build date; fct_encounter carries the band at each encounter
+        {{ age_band(age_in_years('birth_date', 'current_date')) }} as age_band,
+        birth_region_code,
+        his_record_count,
+        first_registered_at,
+        is_id_card_valid,
+        false as is_unknown_member,
+        data_source
+    from patients
+),
+
+unknown_member as (
+    select
+        '-1' as patient_key,
+        'U' as sex,
+        cast(null as int) as birth_year,
+        'unknown' as age_band,
+        cast(null as text) as birth_region_code,
+        0 as his_record_count,
+        cast(null as timestamp) as first_registered_at,
+        false as is_id_card_valid,
+        true as is_unknown_member,
+        cast(null as text) as data_source
+)
+
+select * from known
+union all
+select * from unknown_member

@@ -1,0 +1,67 @@
+-- One row per diagnosis. Diagnoses of a collapsed duplicate visit move to the surviving visit;
+-- those whose encounter is unknown are kept with has_unknown_encounter and the unknown patient.
+-- Codes missing from the reference list are kept and flagged (is_known_code = false).
+with
+
+diagnoses as (
+    select * from {{ ref('stg_his__diagnoses') }}
+),
+
+visit_resolution as (
+    select * from {{ ref('int_his__outpatient_visits_resolved') }}
+),
+
+encounters as (
+    select * from {{ ref('fct_encounter') }}
+),
+
+icd10_codes as (
+    select * from {{ ref('icd10_codes') }}
+),
+
+icd10_categories as (
+    select
+        left(icd10_code, 3) as icd10_category,
+        min(chapter) as chapter
+    from icd10_codes
+    group by left(icd10_code, 3)
+),
+
+keyed as (
+    select
+        diagnoses.*,
+        diagnoses.encounter_type
+        || '-'
+        || coalesce(visit_resolution.surviving_visit_id, diagnoses.encounter_id)::text
+        as encounter_key,
+        left(diagnoses.icd10_code, 3) as icd10_category
+    from diagnoses
+    left join visit_resolution
+        on
+            diagnoses.encounter_type = 'OP'
+            and diagnoses.encounter_id = visit_resolution.visit_id
+),
+
+final as (
+    select
+        keyed.diagnosis_id,
+        keyed.encounter_key,
+        keyed.encounter_type,
+        coalesce(encounters.patient_key, '-1') as patient_key,
+        to_char(keyed.diagnosed_at, 'YYYYMMDD')::int as date_key,
+        keyed.diagnosed_at,
+        keyed.icd10_code,
+        keyed.icd10_category,
+        coalesce(icd10_codes.chapter, icd10_categories.chapter) as chapter,
+        keyed.icd10_mapping_method,
+        keyed.is_primary,
+        icd10_codes.icd10_code is not null as is_known_code,
+        encounters.encounter_key is null as has_unknown_encounter,
+        keyed.data_source
+    from keyed
+    left join encounters on keyed.encounter_key = encounters.encounter_key
+    left join icd10_codes on keyed.icd10_code = icd10_codes.icd10_code
+    left join icd10_categories on keyed.icd10_category = icd10_categories.icd10_category
+)
+
+select * from final

@@ -1,0 +1,5 @@
+import sys
+
+from hdp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""Command line of the platform: `python -m hdp <command>` (the Makefile's targets call it)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+from hdp.config import load_settings
+from hdp.pgcluster import Cluster, PostgresNotFound
+
+log = logging.getLogger("hdp")
+
+
+def ensure_database() -> None:
+    """Start the embedded cluster (unless HDP_PG_URL names a server) and create dbs/roles."""
+    from hdp.database import init_databases
+
+    settings = load_settings()
+    if settings.embedded:
+        Cluster.for_home(settings.home, settings.pg_port).start()
+    init_databases()
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    cluster = Cluster.for_home(settings.home, settings.pg_port)
+    if args.action == "start":
+        ensure_database()
+        print(f"PostgreSQL ready on 127.0.0.1:{settings.pg_port} (data in {cluster.data_dir})")
+    elif args.action == "stop":
+        if settings.embedded:
+            cluster.stop()
+        print("PostgreSQL stopped")
+    elif args.action == "status":
+        running = settings.embedded and cluster.is_running()
+        print("running" if running else "stopped")
+        return 0 if running else 1
+    elif args.action == "init":
+        ensure_database()
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from hdp.database import connect, logins
+    from hdp.simulator import his
+
+    ensure_database()
+    settings = load_settings()
+    conn = connect(logins().his_owner)
+    try:
+        if args.action == "generate":
+            config = his.SimConfig(
+                seed=args.seed if args.seed is not None else settings.seed,
+                scale=args.scale if args.scale is not None else settings.scale,
+                history_days=args.days if args.days is not None else settings.history_days,
+            )
+            counts = his.generate(conn, config)
+            print(f"HIS source generated (seed {config.seed}, scale {config.scale}): {counts}")
+        else:
+            for _ in range(args.days or 1):
+                counts = his.advance_day(conn)
+                print(f"HIS advanced one day: {counts}")
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a command (airflow, dbt, psql...) with the platform's environment."""
+    from hdp.env import platform_env
+
+    ensure_database()
+    env = {**os.environ, **platform_env()}
+    return subprocess.call(args.command, env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = argparse.ArgumentParser(prog="python -m hdp", description=__doc__)
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    db = sub.add_parser("db", help="embedded PostgreSQL: start, stop, status, init")
+    db.add_argument("action", choices=["start", "stop", "status", "init"])
+    db.set_defaults(func=cmd_db)
+
+    sim = sub.add_parser("sim", help="simulated HIS source: generate history, advance days")
+    sim.add_argument("action", choices=["generate", "advance"])
+    sim.add_argument("--scale", type=float)
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--days", type=int, help="history days (generate) or days to advance")
+    sim.set_defaults(func=cmd_sim)
+
+    run = sub.add_parser("run", help="run a command with the platform environment")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    run.set_defaults(func=cmd_run)
+
+    from hdp import orchestrate
+
+    orchestrate.register(sub)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PostgresNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,169 @@
+"""DAG builders: one generic ingest DAG per source manifest, and the dbt transform DAG.
+
+DAG files in dags/ only call these. Nothing here touches a database at import or parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from hdp.config import load_settings
+from hdp.manifest import SourceManifest, all_manifests, load_manifest
+
+WAREHOUSE_CONN_ID = "hdp_warehouse"
+START_DATE = datetime(2024, 1, 1)
+
+
+def raw_asset(source: str) -> Asset:
+    """Asset updated when raw_<source> has a newly gated (passed) batch of every table."""
+    return Asset(f"hdp://warehouse/raw_{source}", group="raw")
+
+
+def _default_args(owner: str) -> dict:
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+    }
+
+
+def _connections(source_conn_id: str):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    src_hook = PostgresHook(postgres_conn_id=source_conn_id)
+    wh_hook = PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID)
+    return src_hook, wh_hook
+
+
+def build_ingest_dag(source: str):
+    manifest: SourceManifest = load_manifest(source)
+
+    @dag(
+        dag_id=f"hdp_ingest_{source}",
+        description=f"Extract {manifest.description} into raw_{source}, gate with GX",
+        schedule=manifest.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["hdp", "ingest", source],
+        default_args=_default_args(manifest.owner),
+        doc_md=f"""
+### Ingest `{source}` → `raw_{source}`
+{manifest.description}.
+
+1. **extract** (one mapped task per table): rows changed since the last *passed* batch
+   (watermark column per table) are streamed by binary COPY into `raw_{source}.<table>`,
+   with `_batch_id`, `_extracted_at`, `_source` on every row; `audit.load_batch` records
+   rows read/written, duration and status. A retry replaces the batch: no duplicates.
+2. **gate** (one per table): the Great Expectations suite `raw_{source}.<table>`
+   (`expectations/{source}.py`). A failure rejects the batch (never published), fails the
+   task with the failing checks named, and stops the transform.
+3. **publish**: emits the asset `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`.
+
+Quality report: Data Docs under `$HDP_HOME/quality/gx/uncommitted/data_docs/local_site/`.
+""",
+    )
+    def ingest():
+        @task(map_index_template="{{ task.op_kwargs['table'] }}")
+        def extract(table: str) -> dict:
+            from hdp.extract import extract_table
+
+            run_id = get_current_context()["run_id"]
+            src_hook, wh_hook = _connections(manifest.conn_id)
+            src, wh = src_hook.get_conn(), wh_hook.get_conn()
+            try:
+                result = extract_table(src, wh, manifest, table, run_id)
+            finally:
+                src.close()
+                wh.close()
+            return {"table": table, "batch_id": result.batch_id, "rows": result.rows_written}
+
+        @task(retries=0, map_index_template="{{ task.op_kwargs['loaded']['table'] }}")
+        def gate(loaded: dict) -> dict:
+            from hdp.quality import QualityGateFailed, validate_batch
+
+            settings = load_settings()
+            _, wh_hook = _connections(manifest.conn_id)
+            wh = wh_hook.get_conn()
+            try:
+                result = validate_batch(
+                    wh,
+                    warehouse_url=wh_hook.get_uri(),
+                    quality_dir=settings.quality_dir,
+                    expectations_dir=settings.expectations_dir,
+                    batch_id=loaded["batch_id"],
+                    source=manifest.source,
+                    table=loaded["table"],
+                    primary_key=list(manifest.table(loaded["table"]).primary_key),
+                )
+            except QualityGateFailed as exc:
+                # a failed gate is a verdict on the data: retrying would not change it
+                raise AirflowFailException(str(exc)) from exc
+            finally:
+                wh.close()
+            return {**loaded, "checks": len(result.checks)}
+
+        @task(outlets=[raw_asset(source)])
+        def publish(gated: list[dict]) -> dict:
+            rows = {g["table"]: g["rows"] for g in gated}
+            print(f"raw_{source} batches passed the gate: {rows}")
+            return rows
+
+        loaded = extract.expand(table=[t.name for t in manifest.tables])
+        publish(gate.expand(loaded=loaded))
+
+    return ingest()
+
+
+def build_transform_dag():
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+    settings = load_settings()
+    project_dir: Path = settings.dbt_project_dir
+    manifest_path = project_dir / "target" / "manifest.json"
+
+    @dag(
+        dag_id="hdp_transform",
+        description="dbt: staging → intermediate → marts (star schema), one task per model",
+        schedule=[raw_asset(m.source) for m in all_manifests()],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["hdp", "transform", "dbt"],
+        default_args=_default_args("data-platform"),
+        doc_md="""
+### Transform: dbt star schema
+Runs when every source's raw asset has been updated by a gated ingest. Each dbt model is a
+task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
+whose status is `passed` in `audit.load_batch`. Marts enforce contracts.
+""",
+    )
+    def transform():
+        DbtTaskGroup(
+            group_id="dbt",
+            project_config=ProjectConfig(
+                dbt_project_path=project_dir,
+                manifest_path=manifest_path if manifest_path.exists() else None,
+            ),
+            profile_config=ProfileConfig(
+                profile_name="hdp",
+                target_name="warehouse",
+                profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
+            ),
+            execution_config=ExecutionConfig(
+                execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+            ),
+            render_config=RenderConfig(
+                load_method=LoadMode.DBT_MANIFEST if manifest_path.exists() else LoadMode.AUTOMATIC,
+                test_behavior=TestBehavior.AFTER_EACH,
+            ),
+            operator_args={"install_deps": False},
+        )
+
+    return transform()

@@ -1,0 +1,170 @@
+"""Databases and roles of the platform, created idempotently on the embedded or an existing server.
+
+- `hdp`     the warehouse (owner `hdp_owner`): raw_<source>, audit, staging, intermediate, marts
+- `his`     the simulated HIS source (owner `his_owner`, read-only login `his_reader`)
+- `airflow` Airflow's metadata (owner `airflow`)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import quote, urlsplit
+
+import psycopg2
+from psycopg2 import sql
+
+from hdp.config import Settings, load_settings
+from hdp.pgcluster import Cluster
+from hdp.secrets import secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Login:
+    user: str
+    password: str
+    host: str
+    port: int
+    dbname: str
+    sslmode: str = "prefer"
+
+    @property
+    def url(self) -> str:
+        return (
+            f"postgresql://{quote(self.user)}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{self.dbname}"
+        )
+
+    @property
+    def dsn(self) -> str:
+        return (
+            f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
+            f"password={self.password} sslmode={self.sslmode}"
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> Login:
+        parts = urlsplit(url)
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return cls(
+            user=parts.username or "",
+            password=parts.password or "",
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            dbname=parts.path.lstrip("/") or "postgres",
+            sslmode=query.get("sslmode", "prefer"),
+        )
+
+
+@dataclass(frozen=True)
+class Logins:
+    admin: Login
+    warehouse: Login
+    his_owner: Login
+    his_reader: Login
+    airflow: Login
+
+
+def _server(settings: Settings) -> tuple[str, int, str]:
+    if settings.pg_url:
+        admin = Login.from_url(settings.pg_url)
+        return admin.host, admin.port, settings.pg_url
+    cluster = Cluster.for_home(settings.home, settings.pg_port)
+    return "127.0.0.1", settings.pg_port, cluster.admin_url()
+
+
+def logins(settings: Settings | None = None) -> Logins:
+    """Every login the platform uses; explicit environment URLs win over generated secrets."""
+    settings = settings or load_settings()
+    host, port, admin_url = _server(settings)
+    sdir = settings.secrets_dir
+
+    def login(env: str, user: str, secret_name: str, dbname: str) -> Login:
+        if os.environ.get(env):
+            return Login.from_url(os.environ[env])
+        return Login(user, secret(sdir, secret_name), host, port, dbname)
+
+    return Logins(
+        admin=Login.from_url(admin_url),
+        warehouse=login("AIRFLOW_CONN_HDP_WAREHOUSE", "hdp_owner", "warehouse_password", "hdp"),
+        his_owner=login("HDP_HIS_OWNER_URL", "his_owner", "his_owner_password", "his"),
+        his_reader=login("AIRFLOW_CONN_HIS_SOURCE", "his_reader", "his_reader_password", "his"),
+        airflow=login("HDP_AIRFLOW_DB_URL", "airflow", "airflow_db_password", "airflow"),
+    )
+
+
+def connect(login: Login, **kwargs: object):
+    return psycopg2.connect(login.dsn, application_name="hdp", **kwargs)
+
+
+def _ensure_role(cur, login: Login) -> None:
+    cur.execute("select 1 from pg_roles where rolname = %s", (login.user,))
+    verb = "alter" if cur.fetchone() else "create"
+    cur.execute(
+        sql.SQL(verb + " role {} login password %s").format(sql.Identifier(login.user)),
+        (login.password,),
+    )
+
+
+def _ensure_database(cur, name: str, owner: str) -> None:
+    cur.execute("select 1 from pg_database where datname = %s", (name,))
+    if not cur.fetchone():
+        cur.execute(
+            sql.SQL("create database {} owner {} encoding 'UTF8' template template0").format(
+                sql.Identifier(name), sql.Identifier(owner)
+            )
+        )
+    cur.execute(sql.SQL("revoke all on database {} from public").format(sql.Identifier(name)))
+
+
+def _sql_text(name: str) -> str:
+    return resources.files("hdp").joinpath(name).read_text(encoding="utf-8")
+
+
+def init_databases(all_logins: Logins | None = None) -> None:
+    """Create roles, databases and platform schemas; safe to run any number of times."""
+    lg = all_logins or logins()
+    admin = psycopg2.connect(lg.admin.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        for login in (lg.warehouse, lg.his_owner, lg.his_reader, lg.airflow):
+            _ensure_role(cur, login)
+        _ensure_database(cur, lg.warehouse.dbname, lg.warehouse.user)
+        _ensure_database(cur, lg.his_owner.dbname, lg.his_owner.user)
+        _ensure_database(cur, lg.airflow.dbname, lg.airflow.user)
+        cur.execute(
+            sql.SQL("grant connect on database {} to {}").format(
+                sql.Identifier(lg.his_owner.dbname), sql.Identifier(lg.his_reader.user)
+            )
+        )
+    admin.close()
+
+    with connect(lg.his_owner) as conn, conn.cursor() as cur:
+        cur.execute(_sql_text("simulator/his_schema.sql"))
+        reader = sql.Identifier(lg.his_reader.user)
+        cur.execute(sql.SQL("grant usage on schema his to {}").format(reader))
+        cur.execute(sql.SQL("grant select on all tables in schema his to {}").format(reader))
+        cur.execute(
+            sql.SQL("alter default privileges in schema his grant select on tables to {}").format(
+                reader
+            )
+        )
+    conn.close()
+
+    with connect(lg.warehouse) as conn, conn.cursor() as cur:
+        cur.execute(_sql_text("warehouse_schema.sql"))
+        cur.execute("select 1 from hdp_private.pseudonym_key")
+        if not cur.fetchone():
+            key = os.environ.get("HDP_PSEUDONYM_KEY") or secret(
+                load_settings().secrets_dir, "pseudonym_key"
+            )
+            cur.execute(
+                "insert into hdp_private.pseudonym_key (key_bytes) values (decode(%s, 'hex'))",
+                (key,),
+            )
+    conn.close()
+    log.info("databases and roles ready")

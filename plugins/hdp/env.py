@@ -1,0 +1,78 @@
+"""The environment every platform process runs with (Airflow, dbt, GX), derived from settings.
+
+Variables already set in the environment win, so production configures everything explicitly
+(docker-compose reads them from .env) while a developer machine needs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from hdp.config import REPO_ROOT, Settings, load_settings
+from hdp.database import logins
+from hdp.secrets import secret
+
+AIRFLOW_PORT = int(os.environ.get("HDP_AIRFLOW_PORT", "18080"))
+
+
+def platform_env(settings: Settings | None = None) -> dict[str, str]:
+    settings = settings or load_settings()
+    lg = logins(settings)
+    sdir = settings.secrets_dir
+    airflow_db = lg.airflow
+    base_url = f"http://127.0.0.1:{AIRFLOW_PORT}"
+    env = {
+        "HDP_HOME": str(settings.home),
+        "HDP_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+        "HDP_DBT_PROFILES_DIR": str(settings.dbt_profiles_dir),
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__FERNET_KEY": secret(sdir, "airflow_fernet_key"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(sdir / "airflow_passwords.json"),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret(sdir, "airflow_jwt_secret"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+            f"postgresql+psycopg2://{quote(airflow_db.user)}:"
+            f"{quote(airflow_db.password, safe='')}@{airflow_db.host}:{airflow_db.port}/"
+            f"{airflow_db.dbname}"
+        ),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW_CONN_HDP_WAREHOUSE": lg.warehouse.url,
+        "AIRFLOW_CONN_HIS_SOURCE": lg.his_reader.url,
+        "HDP_WAREHOUSE_HOST": lg.warehouse.host,
+        "HDP_WAREHOUSE_PORT": str(lg.warehouse.port),
+        "HDP_WAREHOUSE_USER": lg.warehouse.user,
+        "HDP_WAREHOUSE_PASSWORD": lg.warehouse.password,
+        "HDP_WAREHOUSE_DB": lg.warehouse.dbname,
+        "HDP_WAREHOUSE_SSLMODE": lg.warehouse.sslmode,
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    resolved = {key: os.environ.get(key, value) for key, value in env.items()}
+    # the venv's console scripts (airflow, dbt) first
+    resolved["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    return resolved
+
+
+def apply(settings: Settings | None = None) -> dict[str, str]:
+    """Put the platform environment into this process (for in-process Airflow/dbt calls)."""
+    env = platform_env(settings)
+    os.environ.update(env)
+    return env

@@ -1,0 +1,230 @@
+"""demo / up / down / summary: running the platform through Airflow on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from hdp.config import load_settings
+
+
+def _env() -> dict[str, str]:
+    from hdp.env import platform_env
+
+    return {**os.environ, **platform_env()}
+
+
+def _run(cmd: list[str], *, env: dict[str, str], log_file: Path | None = None) -> int:
+    if log_file is None:
+        return subprocess.call(cmd, env=env)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as out:
+        return subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Database up, Airflow metadata migrated, dbt manifest parsed (so DAG parsing is cheap)."""
+    from hdp.cli import ensure_database
+
+    ensure_database()
+    settings = load_settings()
+    logs = settings.home / "logs"
+    steps = [
+        (["airflow", "db", "migrate"], "airflow-migrate.log"),
+        (
+            [
+                "dbt",
+                "parse",
+                "--project-dir",
+                str(settings.dbt_project_dir),
+                "--profiles-dir",
+                str(settings.dbt_profiles_dir),
+                "--quiet",
+            ],
+            "dbt-parse.log",
+        ),
+    ]
+    for cmd, log_name in steps:
+        if _run(cmd, env=env, log_file=logs / log_name) != 0:
+            raise SystemExit(f"`{' '.join(cmd[:3])}` failed: see {logs / log_name}")
+
+
+def ensure_source_generated() -> bool:
+    """Generate the simulated HIS history once; returns True when it was generated now."""
+    from hdp.database import connect, logins
+    from hdp.simulator import his
+
+    settings = load_settings()
+    conn = connect(logins().his_owner)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select count(*) from sim.clock")
+            if cur.fetchone()[0]:
+                return False
+        his.generate(
+            conn,
+            his.SimConfig(
+                seed=settings.seed, scale=settings.scale, history_days=settings.history_days
+            ),
+        )
+        return True
+    finally:
+        conn.close()
+
+
+def dags_test(dag_id: str, env: dict[str, str], log_file: Path) -> int:
+    """One real DAG run, in-process tasks (`airflow dags test`), output kept in log_file."""
+    return _run(["airflow", "dags", "test", dag_id], env=env, log_file=log_file)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hdp.summary import print_summary
+
+    settings = load_settings()
+    env = _env()
+    print("» preparing: embedded PostgreSQL, databases and roles, Airflow metadata, dbt manifest")
+    prepare(env)
+    if ensure_source_generated():
+        print(f"» simulated HIS source generated (scale {settings.scale}, seed {settings.seed})")
+    else:
+        print("» simulated HIS source already present (python -m hdp sim advance adds a day)")
+    logs = settings.home / "logs"
+    started = time.time()
+    for dag_id in ("hdp_ingest_his", "hdp_transform"):
+        print(f"» airflow dags test {dag_id} ...", flush=True)
+        log_file = logs / f"{dag_id}.log"
+        log_file.unlink(missing_ok=True)
+        code = dags_test(dag_id, env, log_file)
+        if code != 0:
+            print_summary(started_at=started)
+            print(f"\n✗ DAG {dag_id} failed: see the table above and {log_file}", file=sys.stderr)
+            return code
+    print_summary(started_at=started)
+    return 0
+
+
+def _pid_file() -> Path:
+    return load_settings().airflow_home / "standalone.pid"
+
+
+def _health(port: str) -> bool:
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3
+        ) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    env = _env()
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+    prepare(env)
+    ensure_source_generated()
+    pid_file = _pid_file()
+    port = env["AIRFLOW__API__PORT"]
+    if pid_file.exists() and _health(port):
+        print(f"Airflow already running: http://127.0.0.1:{port}")
+        return 0
+    log_file = settings.home / "logs" / "airflow-standalone.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as out:
+        proc = subprocess.Popen(
+            ["airflow", "standalone"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `down` stops all of it
+        )
+    pid_file.write_text(str(proc.pid))
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            print(f"Airflow exited early (code {proc.returncode}); see {log_file}")
+            return 1
+        if _health(port):
+            break
+        time.sleep(2)
+    else:
+        print(f"Airflow did not become healthy in 180 s; see {log_file}")
+        return 1
+    passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    for _ in range(30):
+        if passwords.exists():
+            break
+        time.sleep(1)
+    print(f"Airflow UI: http://127.0.0.1:{port}  (user admin)")
+    print(f"Password:   in {passwords} (generated; never committed)")
+    print(f"Logs:       {log_file}")
+    print("Stop with:  make down")
+    return 0
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_airflow(timeout: float = 40) -> bool:
+    """SIGINT the standalone process group (clean), escalating only if it lingers."""
+    pid_file = _pid_file()
+    if not pid_file.exists():
+        return False
+    pgid = int(pid_file.read_text().strip())
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if not _group_alive(pgid):
+            break
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.time() + wait
+        while time.time() < deadline and _group_alive(pgid):
+            time.sleep(0.5)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from hdp.pgcluster import Cluster
+
+    settings = load_settings()
+    if stop_airflow():
+        print("Airflow stopped")
+    if settings.embedded:
+        Cluster.for_home(settings.home, settings.pg_port).stop()
+        print("PostgreSQL stopped")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from hdp.summary import print_summary
+
+    print_summary()
+    return 0
+
+
+def register(sub) -> None:
+    for name, func, text in (
+        ("demo", cmd_demo, "generate the source and run ingest → gate → dbt through Airflow"),
+        ("up", cmd_up, "start Airflow (standalone, 127.0.0.1) with the DAGs scheduled daily"),
+        ("down", cmd_down, "stop Airflow and the embedded PostgreSQL"),
+        ("summary", cmd_summary, "print rows per table, quality checks and report location"),
+    ):
+        sub.add_parser(name, help=text).set_defaults(func=func)
+
+
+__all__ = ["register"]

@@ -1,0 +1,214 @@
+"""The embedded PostgreSQL cluster: a project-local server the platform starts and stops itself.
+
+It lives in $HDP_HOME/pg (git-ignored), listens only on 127.0.0.1 at a non-default port with its
+own socket folder, and authenticates with scram-sha-256 and a generated superuser password.
+PostgreSQL refuses to run as root, so under uid 0 the server runs as the `postgres` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from hdp.secrets import secret
+
+log = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+SERVER_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "256MB",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "2GB",
+    "synchronous_commit": "off",
+    "log_connections": "on",
+    "log_line_prefix": "'%m [%p] %u@%d '",
+}
+
+
+class PostgresNotFound(RuntimeError):
+    pass
+
+
+def find_bindir() -> Path:
+    """Locate initdb/pg_ctl: $HDP_PG_BINDIR, `pg_config --bindir`, then Debian's usual folders."""
+    candidates: list[str] = []
+    if os.environ.get("HDP_PG_BINDIR"):
+        candidates.append(os.environ["HDP_PG_BINDIR"])
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if out.returncode == 0:
+            candidates.append(out.stdout.strip())
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(str(Path(shutil.which("initdb")).parent))  # type: ignore[arg-type]
+    for folder in candidates:
+        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
+            return Path(folder)
+    raise PostgresNotFound(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found. Install them "
+        "(Debian/Ubuntu: `apt-get install postgresql`), set HDP_PG_BINDIR to the folder that "
+        "holds them, or set HDP_PG_URL to use an existing PostgreSQL server instead."
+    )
+
+
+def _runs_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if _runs_as_root() else cmd
+
+
+def _server_user_can_use(path: Path) -> bool:
+    """Under root, the postgres user must be able to traverse every parent of the cluster folder."""
+    probe = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(path)], capture_output=True
+    )
+    return probe.returncode == 0
+
+
+@dataclass(frozen=True)
+class Cluster:
+    root: Path
+    port: int
+    secrets_dir: Path
+
+    @classmethod
+    def for_home(cls, home: Path, port: int) -> Cluster:
+        root = home / "pg"
+        if _runs_as_root():
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise PostgresNotFound(
+                    "Running as root, but there is no `postgres` user to run the server as. "
+                    "Install Debian's postgresql package (it creates the user) or run as an "
+                    "ordinary user."
+                ) from exc
+            home.mkdir(parents=True, exist_ok=True)
+            if not _server_user_can_use(home):
+                # e.g. a clone under /root: keep the cluster in a folder postgres can reach.
+                digest = hashlib.sha1(str(home).encode()).hexdigest()[:10]
+                root = Path("/var/tmp") / f"hdp-pg-{digest}"
+                log.warning("postgres user cannot reach %s; cluster kept in %s", home, root)
+        return cls(root=root, port=port, secrets_dir=home / "secrets")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    def superuser_password(self) -> str:
+        return secret(self.secrets_dir, "pg_superuser_password")
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        return (
+            f"postgresql://{SUPERUSER}:{self.superuser_password()}@127.0.0.1:{self.port}/{dbname}"
+        )
+
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        bindir = find_bindir()
+        cmd = _as_server_user([str(bindir / args[0]), *args[1:]])
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    def is_initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        if self.is_initialised():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        pwfile = self.root / "initdb.pw"
+        pwfile.write_text(self.superuser_password() + "\n")
+        os.chmod(pwfile, 0o600)
+        os.chmod(self.root, 0o700)
+        if _runs_as_root():
+            shutil.chown(self.root, "postgres", "postgres")
+            for path in (self.socket_dir, pwfile):
+                shutil.chown(path, "postgres", "postgres")
+        try:
+            result = self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed in {self.data_dir}:\n{result.stderr.strip()}")
+        with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
+            for key, value in SERVER_SETTINGS.items():
+                conf.write(f"{key} = {value}\n")
+        log.info("initialised PostgreSQL cluster in %s", self.data_dir)
+
+    def is_running(self) -> bool:
+        if not self.is_initialised():
+            return False
+        return self._run(["pg_ctl", "status", "-D", str(self.data_dir)]).returncode == 0
+
+    def start(self) -> None:
+        self.init()
+        if self.is_running():
+            return
+        options = f"-p {self.port} -k {self.socket_dir}"
+        result = self._run(
+            [
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+            ]
+        )
+        if result.returncode != 0:
+            tail = ""
+            if self.log_file.exists():
+                tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(
+                f"PostgreSQL did not start on 127.0.0.1:{self.port} "
+                f"(is the port taken? set HDP_PG_PORT):\n{result.stderr.strip()}\n{tail}"
+            )
+        log.info("PostgreSQL running on 127.0.0.1:%s", self.port)
+
+    def stop(self) -> None:
+        if not self.is_running():
+            return
+        result = self._run(["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir)])
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {result.stderr.strip()}")

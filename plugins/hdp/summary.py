@@ -1,0 +1,126 @@
+"""The run summary a user reads after `make demo`: rows per table, checks, where the report is."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from hdp.config import load_settings
+from hdp.database import connect, logins
+from hdp.quality import data_docs_index
+
+MARTS = (
+    "dim_patient",
+    "dim_doctor",
+    "dim_department",
+    "dim_date",
+    "fct_encounter",
+    "fct_diagnosis",
+)
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    table: str
+    source_rows: int | None
+    raw_rows: int
+    last_batch_rows: int | None
+    last_status: str | None
+    checks_passed: int
+    checks_failed: int
+    failed_checks: str
+
+
+def _count(cur, relation: str) -> int | None:
+    cur.execute("select to_regclass(%s)", (relation,))
+    if cur.fetchone()[0] is None:
+        return None
+    cur.execute(f"select count(*) from {relation}")
+    return int(cur.fetchone()[0])
+
+
+def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | None]]:
+    from hdp.manifest import load_manifest
+
+    manifest = load_manifest(source)
+    lg = logins()
+    statuses: list[TableStatus] = []
+    src = connect(lg.his_reader)
+    wh = connect(lg.warehouse)
+    try:
+        with src.cursor() as scur, wh.cursor() as cur:
+            for spec in manifest.tables:
+                source_rows = _count(scur, f"{manifest.schema}.{spec.name}")
+                raw_rows = _count(cur, f"{manifest.raw_schema}.{spec.name}") or 0
+                cur.execute(
+                    """
+                    select b.batch_id, b.rows_written, b.status,
+                        count(*) filter (where q.success),
+                        count(*) filter (where not q.success),
+                        string_agg(case when not q.success then q.check_name
+                            || coalesce('(' || q.column_name || ')', '') end, ', ')
+                    from audit.load_batch b
+                    left join audit.quality_result q using (batch_id)
+                    where b.source = %s and b.table_name = %s
+                    group by b.batch_id order by b.batch_id desc limit 1
+                    """,
+                    (manifest.source, spec.name),
+                )
+                row = cur.fetchone() or (None, None, None, 0, 0, None)
+                statuses.append(
+                    TableStatus(
+                        spec.name,
+                        source_rows,
+                        raw_rows,
+                        row[1],
+                        row[2],
+                        row[3],
+                        row[4],
+                        row[5] or "",
+                    )
+                )
+            marts = {name: _count(cur, f"marts.{name}") for name in MARTS}
+    finally:
+        src.close()
+        wh.close()
+    return statuses, marts
+
+
+def print_summary(started_at: float | None = None) -> None:
+    console = Console()
+    statuses, marts = collect()
+    table = Table(title="HIS → raw_his: last batch per table and its quality gate")
+    for col in ("table", "source rows", "raw rows", "last batch rows", "status", "checks ✓", "✗"):
+        table.add_column(col, justify="left" if col in ("table", "status") else "right")
+    for s in statuses:
+        style = {"passed": "green", "rejected": "red", "failed": "red"}.get(s.last_status or "")
+        table.add_row(
+            s.table,
+            str(s.source_rows),
+            str(s.raw_rows),
+            str(s.last_batch_rows),
+            f"[{style}]{s.last_status}[/]" if style else str(s.last_status),
+            str(s.checks_passed),
+            str(s.checks_failed),
+        )
+    console.print(table)
+    for s in statuses:
+        if s.checks_failed:
+            console.print(f"[red]✗ {s.table}: failed checks: {s.failed_checks}[/]")
+    star = Table(title="Star schema (schema marts)")
+    star.add_column("model")
+    star.add_column("rows", justify="right")
+    for name, rows in marts.items():
+        star.add_row(name, "not built" if rows is None else str(rows))
+    console.print(star)
+    passed = sum(s.checks_passed for s in statuses)
+    failed = sum(s.checks_failed for s in statuses)
+    settings = load_settings()
+    console.print(f"Quality checks: [green]{passed} passed[/], [red]{failed} failed[/]")
+    console.print(f"Quality report (GX Data Docs): {data_docs_index(settings.quality_dir)}")
+    console.print(f"DAG run logs: {settings.home / 'logs'}")
+    if started_at is not None:
+        console.print(f"Pipeline time: {time.time() - started_at:.0f} s")
