@@ -9,21 +9,18 @@
 {#- True when an already normalised number has 18 characters, a valid birth date and a
     matching check character; false otherwise (null input gives false). -#}
 {% macro is_valid_cn_id_card(normalised) -%}
-    {%- set weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
+    {%- set weighted_digits = [] -%}
+    {%- for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
+        {%- set _ = weighted_digits.append(
+            weight ~ ' * substr(' ~ normalised ~ ', ' ~ loop.index ~ ', 1)::int'
+        ) -%}
+    {%- endfor -%}
     coalesce(
         case
             when {{ normalised }} ~ '^[0-9]{17}[0-9X]$'
                 then
-                    substr(
-                        '10X98765432',
-                        (
-                            {%- for weight in weights %}
-                            {{ weight }} * substr({{ normalised }}, {{ loop.index }}, 1)::int
-                            {%- if not loop.last %} + {% endif %}
-                            {%- endfor %}
-                        ) % 11 + 1,
-                        1
-                    ) = substr({{ normalised }}, 18, 1)
+                    substr('10X98765432', ({{ weighted_digits | join(' + ') }}) % 11 + 1, 1)
+                    = substr({{ normalised }}, 18, 1)
                     and {{ parse_cn_date('substr(' ~ normalised ~ ', 7, 8)') }} is not null
         end,
         false

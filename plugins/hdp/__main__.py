@@ -2,4 +2,5 @@ import sys
 
 from hdp.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # Airflow's plugin loader imports every module under plugins/
+    sys.exit(main())

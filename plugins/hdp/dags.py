@@ -32,12 +32,25 @@ def _default_args(owner: str) -> dict:
     }
 
 
-def _connections(source_conn_id: str):
+def _login(conn_id: str):
+    """Airflow connection → Login: our code speaks psycopg2 (the provider may use psycopg 3)."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    src_hook = PostgresHook(postgres_conn_id=source_conn_id)
-    wh_hook = PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID)
-    return src_hook, wh_hook
+    from hdp.database import Login
+
+    conn = PostgresHook.get_connection(conn_id)
+    extra = conn.extra_dejson
+    return Login(
+        user=conn.login or "",
+        password=conn.password or "",
+        host=conn.host or "127.0.0.1",
+        port=conn.port or 5432,
+        dbname=conn.schema or "postgres",
+        sslmode=extra.get("sslmode", "prefer"),
+        sslrootcert=extra.get("sslrootcert"),
+        sslcert=extra.get("sslcert"),
+        sslkey=extra.get("sslkey"),
+    )
 
 
 def build_ingest_dag(source: str):
@@ -71,11 +84,12 @@ Quality report: Data Docs under `$HDP_HOME/quality/gx/uncommitted/data_docs/loca
     def ingest():
         @task(map_index_template="{{ task.op_kwargs['table'] }}")
         def extract(table: str) -> dict:
+            from hdp.database import connect
             from hdp.extract import extract_table
 
             run_id = get_current_context()["run_id"]
-            src_hook, wh_hook = _connections(manifest.conn_id)
-            src, wh = src_hook.get_conn(), wh_hook.get_conn()
+            src = connect(_login(manifest.conn_id))
+            wh = connect(_login(WAREHOUSE_CONN_ID))
             try:
                 result = extract_table(src, wh, manifest, table, run_id)
             finally:
@@ -85,15 +99,16 @@ Quality report: Data Docs under `$HDP_HOME/quality/gx/uncommitted/data_docs/loca
 
         @task(retries=0, map_index_template="{{ task.op_kwargs['loaded']['table'] }}")
         def gate(loaded: dict) -> dict:
+            from hdp.database import connect
             from hdp.quality import QualityGateFailed, validate_batch
 
             settings = load_settings()
-            _, wh_hook = _connections(manifest.conn_id)
-            wh = wh_hook.get_conn()
+            login = _login(WAREHOUSE_CONN_ID)
+            wh = connect(login)
             try:
                 result = validate_batch(
                     wh,
-                    warehouse_url=wh_hook.get_uri(),
+                    warehouse_url=login.url,
                     quality_dir=settings.quality_dir,
                     expectations_dir=settings.expectations_dir,
                     batch_id=loaded["batch_id"],

@@ -31,20 +31,44 @@ class Login:
     port: int
     dbname: str
     sslmode: str = "prefer"
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+
+    def _ssl(self) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in (
+                ("sslmode", self.sslmode),
+                ("sslrootcert", self.sslrootcert),
+                ("sslcert", self.sslcert),
+                ("sslkey", self.sslkey),
+            )
+            if v
+        }
 
     @property
     def url(self) -> str:
+        query = "&".join(f"{k}={quote(v, safe='/')}" for k, v in self._ssl().items())
         return (
             f"postgresql://{quote(self.user)}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{self.dbname}"
+            f"@{self.host}:{self.port}/{self.dbname}" + (f"?{query}" if query else "")
         )
 
     @property
     def dsn(self) -> str:
-        return (
-            f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
-            f"password={self.password} sslmode={self.sslmode}"
-        )
+        def q(value: str) -> str:
+            return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.dbname,
+            "user": self.user,
+            "password": self.password,
+            **self._ssl(),
+        }
+        return " ".join(f"{k}={q(v)}" for k, v in parts.items())
 
     @classmethod
     def from_url(cls, url: str) -> Login:
@@ -57,6 +81,9 @@ class Login:
             port=parts.port or 5432,
             dbname=parts.path.lstrip("/") or "postgres",
             sslmode=query.get("sslmode", "prefer"),
+            sslrootcert=query.get("sslrootcert"),
+            sslcert=query.get("sslcert"),
+            sslkey=query.get("sslkey"),
         )
 
 

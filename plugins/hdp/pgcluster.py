@@ -44,14 +44,16 @@ class PostgresNotFound(RuntimeError):
 def find_bindir() -> Path:
     """Locate initdb/pg_ctl: $HDP_PG_BINDIR, `pg_config --bindir`, then Debian's usual folders."""
     candidates: list[str] = []
-    if os.environ.get("HDP_PG_BINDIR"):
-        candidates.append(os.environ["HDP_PG_BINDIR"])
-    if shutil.which("pg_config"):
+    explicit = os.environ.get("HDP_PG_BINDIR")
+    if explicit:
+        candidates.append(explicit)
+    elif shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
         if out.returncode == 0:
             candidates.append(out.stdout.strip())
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    if shutil.which("initdb"):
+    if not explicit:
+        candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    if not explicit and shutil.which("initdb"):
         candidates.append(str(Path(shutil.which("initdb")).parent))  # type: ignore[arg-type]
     for folder in candidates:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():

@@ -14,8 +14,8 @@ resolved as (
             -- without a patient the "same visit" cannot be recognised: keep each one
             when patient_id is null then visit_id
             else min(visit_id) over (
-                partition by patient_id, dept_code, doctor_id, visit_at
-            )
+                    partition by patient_id, dept_code, doctor_id, visit_at
+                )
         end as surviving_visit_id,
         case
             when patient_id is null then 1

@@ -43,11 +43,11 @@ merged as (
         patient_key,
         (
             array_agg(sex order by updated_at desc, patient_id desc)
-                filter (where sex <> 'U')
+            filter (where sex <> 'U')
         )[1] as registered_sex,
         (
             array_agg(birth_date order by updated_at desc, patient_id desc)
-                filter (where birth_date is not null)
+            filter (where birth_date is not null)
         )[1] as registered_birth_date,
         max(id_card_sex) as id_card_sex,
         max(id_card_birth_date) as id_card_birth_date,

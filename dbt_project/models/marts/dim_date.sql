@@ -12,7 +12,8 @@ diagnoses as (
 activity_dates as (
     select started_at::date as activity_date from encounters
     union all
-    select ended_at::date from encounters where not is_discharge_before_admission
+    select ended_at::date from encounters
+    where not is_discharge_before_admission
     union all
     select diagnosed_at::date from diagnoses
 ),
@@ -27,7 +28,7 @@ bounds as (
 days as (
     select day_series::date as date_day
     from bounds
-    cross join lateral generate_series(bounds.first_day, bounds.last_day, interval '1 day') as day_series
+    cross join lateral generate_series(first_day, last_day, interval '1 day') as day_series
 ),
 
 final as (

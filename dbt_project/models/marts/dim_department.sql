@@ -30,14 +30,14 @@ known as (
 unknown_member as (
     select
         '-1' as department_key,
-        cast(null as text) as dept_code,
+        null::text as dept_code,
         'unknown' as dept_name,
-        cast(null as text) as division_code,
-        cast(null as text) as division_name,
+        null::text as division_code,
+        null::text as division_name,
         'unknown' as dept_type,
         false as is_active,
         true as is_unknown_member,
-        cast(null as text) as data_source
+        null::text as data_source
 )
 
 select * from known

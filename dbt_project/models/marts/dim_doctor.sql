@@ -29,15 +29,15 @@ known as (
 unknown_member as (
     select
         -1 as doctor_key,
-        cast(null as int) as doctor_id,
+        null::int as doctor_id,
         'unknown' as title,
         '-1' as department_key,
         true as has_unknown_department,
-        cast(null as date) as hired_on,
-        cast(null as date) as left_on,
+        null::date as hired_on,
+        null::date as left_on,
         false as is_active,
         true as is_unknown_member,
-        cast(null as text) as data_source
+        null::text as data_source
 )
 
 select * from known

@@ -27,14 +27,14 @@ unknown_member as (
     select
         '-1' as patient_key,
         'U' as sex,
-        cast(null as int) as birth_year,
+        null::int as birth_year,
         'unknown' as age_band,
-        cast(null as text) as birth_region_code,
+        null::text as birth_region_code,
         0 as his_record_count,
-        cast(null as timestamp) as first_registered_at,
+        null::timestamp as first_registered_at,
         false as is_id_card_valid,
         true as is_unknown_member,
-        cast(null as text) as data_source
+        null::text as data_source
 )
 
 select * from known

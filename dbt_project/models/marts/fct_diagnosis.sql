@@ -33,7 +33,7 @@ keyed as (
         diagnoses.encounter_type
         || '-'
         || coalesce(visit_resolution.surviving_visit_id, diagnoses.encounter_id)::text
-        as encounter_key,
+            as encounter_key,
         left(diagnoses.icd10_code, 3) as icd10_category
     from diagnoses
     left join visit_resolution

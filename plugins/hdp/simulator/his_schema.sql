@@ -84,7 +84,8 @@ create table if not exists sim.clock (
     seed integer not null,
     scale double precision not null,
     first_day date not null,
-    current_day date not null              -- the last simulated day that has activity
+    current_day date not null,             -- the last simulated day that has activity
+    defect_rate double precision not null default 0.01
 );
 
 create table if not exists sim.defect_manifest (
@@ -93,13 +94,14 @@ create table if not exists sim.defect_manifest (
     kind text not null,                    -- see hdp.simulator.his.DEFECT_KINDS
     table_name text not null,
     record_id bigint not null,             -- primary key of the affected row
-    column_name text
+    column_name text,                      -- null for row-level kinds (duplicates, orphans)
+    clean_value text                       -- what the column held before the defect, if any
 );
 
 create table if not exists sim.change_log (
     change_id bigserial primary key,
     sim_day date not null,
-    kind text not null,                    -- new / correction
+    kind text not null,                    -- new / correction / discharge (advance_day only)
     table_name text not null,
     record_id bigint not null,
     column_name text
@@ -107,5 +109,7 @@ create table if not exists sim.change_log (
 
 create table if not exists sim.person_truth (
     patient_id bigint primary key,         -- every HIS registration ...
-    person_id bigint not null              -- ... and the real person it belongs to
+    person_id bigint not null,             -- ... and the real person it belongs to
+    sex char(1) not null,                  -- the person's true sex: M / F
+    birth_date date not null               -- the person's true birth date
 );

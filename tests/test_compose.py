@@ -1,0 +1,583 @@
+"""Keeps docker-compose.yml, docker/Dockerfile, .env.example and docs/deploy.md honest.
+
+No Docker engine runs on the development and CI machines, so the stack cannot be started here:
+these tests check what can be checked without one (the files agree with each other and with the
+code's environment variables, secrets have no defaults, paths exist, the image is hashed and
+non-root).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+CELERY_LOCK = ROOT / "docker" / "celery.lock"
+MAIN_LOCK = ROOT / "requirements" / "main.lock"
+ENV_EXAMPLE = ROOT / ".env.example"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+
+REQUIRED_SERVICES = {
+    "warehouse",
+    "redis",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+# Long-running Airflow services, and their command's words after `airflow`.
+AIRFLOW_COMMANDS = {
+    "airflow-apiserver": ["api-server"],
+    "airflow-scheduler": ["scheduler"],
+    "airflow-dag-processor": ["dag-processor"],
+    "airflow-triggerer": ["triggerer"],
+    "airflow-worker": ["celery", "worker"],
+}
+AIRFLOW_SERVICES = set(AIRFLOW_COMMANDS) | {"airflow-init"}
+
+# Environment variables the platform code reads (the contract with plugins/, dags/, dbt_project/).
+CODE_ENV_VARS = {
+    "AIRFLOW_CONN_HDP_WAREHOUSE",
+    "AIRFLOW_CONN_HIS_SOURCE",
+    "HDP_WAREHOUSE_HOST",
+    "HDP_WAREHOUSE_PORT",
+    "HDP_WAREHOUSE_USER",
+    "HDP_WAREHOUSE_PASSWORD",
+    "HDP_WAREHOUSE_DB",
+    "HDP_WAREHOUSE_SSLMODE",
+    "HDP_PG_URL",
+    "HDP_HOME",
+    "HDP_DBT_PROJECT_DIR",
+    "HDP_DBT_PROFILES_DIR",
+    "HDP_EXPECTATIONS_DIR",
+    "HDP_AIRFLOW_DB_URL",
+}
+# Read by the code but deliberately not given to every Airflow service; value: the services that
+# must have it. Server-admin credentials and the pseudonym key go to the one-shot services only,
+# never to services that run DAG code (a task must not hold the superuser password).
+ADMIN_ONLY_VARS = {
+    "HDP_PG_URL": {"airflow-init", "his-simulator"},
+    "HDP_PSEUDONYM_KEY": {"airflow-init"},
+}
+# The simulator's write login to the demo HIS (tasks read through AIRFLOW_CONN_HIS_SOURCE).
+DEMO_ONLY_VARS = {"HDP_HIS_OWNER_URL": {"his-simulator"}}
+# Meaningful only for the embedded cluster and `airflow standalone` of a developer machine, or
+# simulator knobs with defaults in hdp.config.
+NOT_FOR_COMPOSE = {
+    "HDP_PG_BINDIR",
+    "HDP_PG_PORT",
+    "HDP_AIRFLOW_PORT",
+    "HDP_SCALE",
+    "HDP_SEED",
+    "HDP_HISTORY_DAYS",
+}
+AIRFLOW_SETTINGS = {
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__PLUGINS_FOLDER",
+}
+# Folders the image copies from the build context (the repository root).
+CODE_DIRS = ("dags", "plugins", "dbt_project", "expectations")
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|^AIRFLOW_CONN_")
+# ${NAME}, ${NAME:-default}, ${NAME:?error} ...; `$${...}` is an escaped literal for the container.
+VAR_REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+URI_PASSWORD = re.compile(r"://[^/:@\s]*:([^@\s]*)@")
+PLACEHOLDER = "change-me"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def strings_in(node):
+    """Every string value in a parsed YAML tree."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings_in(value)
+
+
+def env_of(service: dict) -> dict[str, str]:
+    """A service's environment as a dict, whichever of the two compose forms it uses."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """KEY=value lines of a dotenv file; comments and blank lines skipped."""
+    values = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f".env.example: line without '=': {line!r}"
+        values[key.strip()] = value.strip()
+    return values
+
+
+ENV_READ = re.compile(
+    r"""(?:os\.environ\.get|os\.environ\.setdefault|os\.getenv|os\.environ|env_var|login)\s*[\[(]\s*
+        ['"]((?:HDP_|AIRFLOW_CONN_)[A-Z0-9_]+)['"]""",
+    re.VERBOSE,
+)
+
+
+def env_names_read_by(text: str) -> set[str]:
+    """HDP_* and AIRFLOW_CONN_* names a Python/Jinja/YAML text reads from the environment."""
+    return set(ENV_READ.findall(text))
+
+
+def env_names_read_by_code() -> set[str]:
+    names: set[str] = set()
+    for folder in ("plugins", "dags", "dbt_project", "expectations"):
+        base = ROOT / folder
+        if not base.is_dir():
+            continue
+        for path in base.rglob("*"):
+            if path.suffix in {".py", ".yml", ".yaml", ".sql", ".jinja", ".j2"} and path.is_file():
+                names |= env_names_read_by(path.read_text(encoding="utf-8", errors="replace"))
+    return names
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped."""
+    joined, pending = [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        joined.append(pending + line)
+        pending = ""
+    result = []
+    for line in joined:
+        word, _, rest = line.partition(" ")
+        result.append((word.upper(), rest.strip()))
+    return result
+
+
+def dockerfile_env() -> dict[str, str]:
+    env = {}
+    for word, rest in dockerfile_instructions():
+        if word == "ENV":
+            for key, value in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)", rest):
+                env[key] = value
+    return env
+
+
+def dockerfile_copies() -> dict[str, str]:
+    """Source -> destination of COPY instructions (flags such as --chown dropped)."""
+    copies = {}
+    for word, rest in dockerfile_instructions():
+        if word == "COPY":
+            parts = [p for p in rest.split() if not p.startswith("--")]
+            copies[parts[0].rstrip("/")] = parts[-1].rstrip("/")
+    return copies
+
+
+def lock_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
+        if m:
+            pins[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def compose_text() -> str:
+    return COMPOSE.read_text()
+
+
+@pytest.fixture(scope="module")
+def compose(compose_text) -> dict:
+    data = yaml.safe_load(compose_text)
+    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def env_example() -> dict[str, str]:
+    return parse_env_file(ENV_EXAMPLE.read_text())
+
+
+# ---------------------------------------------------------------- structure
+
+
+def test_required_services_present(services):
+    missing = REQUIRED_SERVICES - set(services)
+    assert not missing, f"docker-compose.yml lacks services: {sorted(missing)}"
+
+
+def test_shared_settings_come_from_one_anchor(compose_text, compose):
+    assert "x-airflow-common" in compose, "no x-airflow-common block"
+    assert re.search(r"^x-airflow-common:\s*&airflow-common\b", compose_text, re.M)
+    merged = re.findall(r"^  ([a-z-]+):\n    <<: \*airflow-common$", compose_text, re.M)
+    assert set(merged) >= AIRFLOW_SERVICES, (
+        f"not built from the x-airflow-common anchor: {sorted(AIRFLOW_SERVICES - set(merged))}"
+    )
+
+
+def test_airflow_services_share_one_image_and_build(services):
+    images = {name: services[name].get("image") for name in AIRFLOW_SERVICES}
+    builds = {name: services[name].get("build") for name in AIRFLOW_SERVICES}
+    assert len(set(images.values())) == 1 and None not in images.values(), images
+    first = next(iter(builds.values()))
+    assert all(b == first for b in builds.values()), builds
+    assert first["dockerfile"] == "docker/Dockerfile"
+    assert (ROOT / first["context"] / first["dockerfile"]).is_file()
+
+
+def test_airflow_services_use_celery_executor(services):
+    for name in AIRFLOW_SERVICES:
+        assert env_of(services[name]).get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", name
+    broker = env_of(services["airflow-worker"])["AIRFLOW__CELERY__BROKER_URL"]
+    assert broker.startswith("redis://") and "@redis:" in broker
+
+
+def test_airflow_services_run_the_right_commands(services):
+    for name, words in AIRFLOW_COMMANDS.items():
+        command = services[name]["command"]
+        command = command.split() if isinstance(command, str) else command
+        assert command == ["airflow", *words], f"{name}: {command}"
+    init = " ".join(services["airflow-init"]["command"])
+    assert "airflow db migrate" in init and "python -m hdp db init" in init
+
+
+def test_airflow_services_get_every_airflow_setting(services):
+    for name in AIRFLOW_SERVICES:
+        missing = AIRFLOW_SETTINGS - set(env_of(services[name]))
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        env = env_of(services[name])
+        assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
+            "http://airflow-apiserver:8080/"
+        )
+
+
+def test_services_start_in_order_and_report_health(services):
+    for name in AIRFLOW_COMMANDS:
+        deps = services[name]["depends_on"]
+        assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
+        assert deps["warehouse"]["condition"] == "service_healthy", name
+        assert deps["redis"]["condition"] == "service_healthy", name
+    for name in set(AIRFLOW_COMMANDS) | {"warehouse", "redis"}:
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    assert services["airflow-init"]["depends_on"]["warehouse"]["condition"] == "service_healthy"
+
+
+def test_his_source_is_demo_only(services):
+    assert "his-source" in services
+    assert services["his-source"].get("profiles") == ["demo"]
+    for name in REQUIRED_SERVICES:
+        assert not services[name].get("profiles"), f"{name} would not start with a plain `up`"
+
+
+# ---------------------------------------------------------------- variables and secrets
+
+
+def test_every_compose_variable_is_in_env_example(compose, env_example):
+    referenced = {m.group(1) for s in strings_in(compose) for m in VAR_REF.finditer(s)}
+    assert referenced, "no ${VAR} found: the pattern or the file is wrong"
+    missing = referenced - set(env_example)
+    assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+def test_secrets_have_no_default_in_compose(compose):
+    refs = [m for s in strings_in(compose) for m in VAR_REF.finditer(s)]
+    secret_refs = [m for m in refs if SECRET_NAME.search(m.group(1))]
+    assert secret_refs, "no secret variable referenced at all"
+    for m in secret_refs:
+        assert m.group(2) == ":?", f"{m.group(0)}: a secret must be ${{{m.group(1)}:?...}}"
+
+
+def test_no_literal_secret_in_compose(services):
+    for name, service in services.items():
+        for key, value in env_of(service).items():
+            if (
+                SECRET_NAME.search(key)
+                and not key.startswith("AIRFLOW_CONN_")
+                and not key.endswith("_FILE")
+            ):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value), f"{name}.{key}={value!r}"
+            for password in URI_PASSWORD.findall(value):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", password), (
+                    f"{name}.{key}: URI password {password!r} is not a required variable"
+                )
+
+
+def test_env_example_holds_no_real_secret(env_example):
+    secrets = {k: v for k, v in env_example.items() if SECRET_NAME.search(k)}
+    assert secrets, "no secret variable in .env.example"
+    for key, value in secrets.items():
+        for password in URI_PASSWORD.findall(value):
+            assert password == PLACEHOLDER or re.fullmatch(r"\$\{[A-Z0-9_]+\}", password), key
+        if not key.startswith("AIRFLOW_CONN_"):
+            assert value == PLACEHOLDER, (
+                f".env.example: {key} must be the placeholder {PLACEHOLDER}"
+            )
+
+
+def test_env_example_says_how_to_generate_secrets():
+    text = ENV_EXAMPLE.read_text()
+    assert "secrets.token_urlsafe" in text
+    assert "urlsafe_b64encode(os.urandom(32))" in text or "Fernet.generate_key()" in text
+
+
+def test_env_example_shows_tls_source_example():
+    text = ENV_EXAMPLE.read_text()
+    for param in ("sslmode=verify-full", "sslrootcert=", "sslcert=", "sslkey="):
+        assert param in text, f".env.example: no {param} example"
+
+
+def test_dotenv_is_git_ignored():
+    lines = {line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()}
+    assert ".env" in lines or "/.env" in lines, ".env is not in .gitignore"
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False)
+    assert ignored.returncode == 0, "git does not ignore .env"
+    kept = subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT, check=False)
+    assert kept.returncode == 1, ".env.example must not be ignored"
+
+
+# ---------------------------------------------------------------- paths
+
+
+def test_mounted_host_paths_exist(services, compose):
+    named = set(compose.get("volumes") or {})
+    bind_sources = []
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            if source.startswith((".", "/", "~", "$")):
+                bind_sources.append((name, source))
+            else:
+                assert source in named, f"{name}: volume {source} is not declared"
+    assert bind_sources, "no bind mount found: the warehouse init scripts should be one"
+    for name, source in bind_sources:
+        assert source.startswith("./"), f"{name}: {source} is outside the repository"
+        assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+
+
+def test_image_copies_the_code_from_existing_folders():
+    copies = dockerfile_copies()
+    for folder in CODE_DIRS:
+        assert folder in copies, f"docker/Dockerfile does not COPY {folder}/"
+        assert (ROOT / folder).is_dir(), f"{folder}/ does not exist, so the image cannot be built"
+
+
+def test_code_paths_agree_with_airflow_settings(services):
+    copies = dockerfile_copies()
+    env = env_of(services["airflow-scheduler"])
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == copies["dags"]
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == copies["plugins"]
+    assert env["HDP_DBT_PROJECT_DIR"] == copies["dbt_project"]
+    assert env["HDP_DBT_PROFILES_DIR"] == copies["dbt_project"]
+    assert copies["plugins"] in dockerfile_env()["PYTHONPATH"].split(":")
+    # A bind mount over the code (development) must land where Airflow looks.
+    for name in AIRFLOW_SERVICES:
+        for volume in services[name].get("volumes") or []:
+            source, target = volume.split(":")[:2]
+            for folder in ("dags", "plugins"):
+                if source.rstrip("/") in (f"./{folder}", folder):
+                    assert target == copies[folder], f"{name}: {volume}"
+
+
+def test_state_folders_are_volumes(services):
+    for name in AIRFLOW_SERVICES:
+        env = env_of(services[name])
+        targets = {v.split(":")[1] for v in services[name].get("volumes") or []}
+        assert env["HDP_HOME"] in targets, f"{name}: HDP_HOME {env['HDP_HOME']} is not a volume"
+        assert "/opt/airflow/logs" in targets, f"{name}: no shared log volume"
+
+
+# ---------------------------------------------------------------- the code's environment
+
+
+def test_env_reader_pattern_finds_names():
+    sample = (
+        'os.environ["HDP_HOME"]; os.environ.get("HDP_PG_URL"); os.getenv(\'AIRFLOW_CONN_X\')\n'
+        "{{ env_var('HDP_WAREHOUSE_USER') }} os.environ.get('OTHER')\n"
+        'login("HDP_AIRFLOW_DB_URL", "airflow", "airflow_db_password", "airflow")'
+    )
+    assert env_names_read_by(sample) == {
+        "HDP_HOME",
+        "HDP_PG_URL",
+        "AIRFLOW_CONN_X",
+        "HDP_WAREHOUSE_USER",
+        "HDP_AIRFLOW_DB_URL",
+    }
+
+
+def test_code_env_vars_reach_the_airflow_services(services):
+    found = env_names_read_by_code()
+    has_code = any((ROOT / "plugins").rglob("*.py"))
+    assert found or not has_code, "plugins/ has code but no environment read was found: ENV_READ?"
+    restricted = set(ADMIN_ONLY_VARS) | set(DEMO_ONLY_VARS) | NOT_FOR_COMPOSE
+    needed = (CODE_ENV_VARS | found) - restricted
+    for name in AIRFLOW_SERVICES:
+        missing = needed - set(env_of(services[name]))
+        assert not missing, f"{name} lacks {sorted(missing)} (read by the code)"
+
+
+def test_restricted_vars_reach_exactly_their_services(services):
+    for var, holders in {**ADMIN_ONLY_VARS, **DEMO_ONLY_VARS}.items():
+        for name, service in services.items():
+            has = var in env_of(service)
+            assert has == (name in holders), f"{var} in {name}: {has}, expected {name in holders}"
+
+
+def test_embedded_cluster_settings_stay_out(services):
+    for name in AIRFLOW_SERVICES:
+        leaked = {"HDP_PG_BINDIR", "HDP_PG_PORT"} & set(env_of(services[name]))
+        assert not leaked, f"{name}: {sorted(leaked)} belong to the embedded cluster"
+
+
+def test_warehouse_connection_agrees_with_dbt_settings(services):
+    env = env_of(services["airflow-worker"])
+    uri = env["AIRFLOW_CONN_HDP_WAREHOUSE"]
+    assert uri.startswith("postgresql://")
+    assert (
+        f"@{env['HDP_WAREHOUSE_HOST']}:{env['HDP_WAREHOUSE_PORT']}/{env['HDP_WAREHOUSE_DB']}" in uri
+    )
+    assert uri.startswith(
+        f"postgresql://{env['HDP_WAREHOUSE_USER']}:{env['HDP_WAREHOUSE_PASSWORD']}@"
+    )
+    assert env["HDP_WAREHOUSE_HOST"] in services
+    airflow = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    assert airflow == env["HDP_AIRFLOW_DB_URL"], "two different Airflow metadata logins"
+
+
+def test_warehouse_init_script_gets_its_variables(services):
+    init_dir = ROOT / "docker" / "warehouse-init"
+    scripts = sorted(init_dir.glob("*.sh")) + sorted(init_dir.glob("*.sql"))
+    assert scripts, "no warehouse init script"
+    env = env_of(services["warehouse"])
+    for script in scripts:
+        for var in re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", script.read_text()):
+            assert var in env, f"{script.name} reads {var}, not given to warehouse"
+
+
+# ---------------------------------------------------------------- ports and docs
+
+
+def test_api_server_port_is_loopback_and_documented(services, env_example):
+    ports = services["airflow-apiserver"]["ports"]
+    assert len(ports) == 1
+    m = re.fullmatch(r"127\.0\.0\.1:\$\{HDP_AIRFLOW_PORT:-(\d+)\}:8080", str(ports[0]))
+    assert m, f"api-server port {ports[0]!r} is not bound to 127.0.0.1"
+    default = m.group(1)
+    assert env_example["HDP_AIRFLOW_PORT"] == default
+    doc = DEPLOY_DOC.read_text()
+    assert f"http://127.0.0.1:{default}" in doc, (
+        f"docs/deploy.md does not give http://127.0.0.1:{default}"
+    )
+    assert "HDP_AIRFLOW_PORT" in doc
+
+
+def test_no_service_publishes_beyond_loopback(services):
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+
+
+def test_deploy_doc_covers_services_and_commands(services):
+    doc = DEPLOY_DOC.read_text()
+    for name in services:
+        assert f"`{name}`" in doc, f"docs/deploy.md does not describe {name}"
+    for phrase in (
+        "cp .env.example .env",
+        "docker compose up -d",
+        "docker compose --profile demo up",
+    ):
+        assert phrase in doc, f"docs/deploy.md lacks `{phrase}`"
+    for param in ("sslmode=verify-full", "sslrootcert", "sslcert", "sslkey"):
+        assert param in doc
+
+
+# ---------------------------------------------------------------- image
+
+
+def test_dockerfile_installs_hashed_lock_as_non_root():
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm")
+    installs = [rest for word, rest in instructions if word == "RUN" and "pip install" in rest]
+    assert installs, "no pip install in docker/Dockerfile"
+    install = installs[0]
+    assert "--require-hashes" in install and "--no-deps" in install
+    copies = dockerfile_copies()
+    assert copies.get("requirements/main.lock", "").rsplit("/", 1)[-1] == "main.lock"
+    assert re.search(r"-r \S*main\.lock", install), "the install does not read main.lock"
+    users = [rest for word, rest in instructions if word == "USER"]
+    assert users, "docker/Dockerfile never leaves root"
+    assert users[-1].split(":")[0] not in {"root", "0"}, f"runs as {users[-1]}"
+    runtime_user = users[-1].split(":")[0]
+    assert re.search(rf"useradd\b.*\b{runtime_user}$", install_line("useradd")), (
+        f"the image never creates the user {runtime_user}"
+    )
+
+
+def install_line(word: str) -> str:
+    return next(rest for w, rest in dockerfile_instructions() if w == "RUN" and word in rest)
+
+
+def test_image_bakes_the_dbt_manifest():
+    parse = install_line("dbt parse")
+    assert f"--project-dir {dockerfile_copies()['dbt_project']}" in parse
+    ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().split()
+    for path in (".env", ".venv", ".git", "var", "dbt_project/target"):
+        assert path in ignore, f"{path} would enter the build context"
+
+
+def test_celery_lock_completes_main_lock_without_overlap():
+    main = lock_pins(MAIN_LOCK)
+    celery = lock_pins(CELERY_LOCK)
+    assert (
+        "apache-airflow-providers-celery" in main or "apache-airflow-providers-celery" in celery
+    ), "the CeleryExecutor needs apache-airflow-providers-celery in a lock"
+    assert "redis" in main or "redis" in celery
+    overlap = set(main) & set(celery)
+    assert not overlap, f"pinned in both locks (rerun docker/lock-celery.sh): {sorted(overlap)}"
+    if celery:
+        install = next(r for w, r in dockerfile_instructions() if w == "RUN" and "pip install" in r)
+        assert re.search(r"-r \S*celery\.lock", install)
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", CELERY_LOCK.read_text())
+    for block in blocks:
+        if re.match(r"^[A-Za-z0-9]", block):
+            assert "--hash=sha256:" in block, (
+                f"unhashed pin in docker/celery.lock: {block.split()[0]}"
+            )
