@@ -12,17 +12,22 @@
     {%- set weighted_digits = [] -%}
     {%- for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
         {%- set _ = weighted_digits.append(
-            weight ~ ' * substr(' ~ normalised ~ ', ' ~ loop.index ~ ', 1)::int'
+            weight ~ ' * substr(card.card_no, ' ~ loop.index ~ ', 1)::int'
         ) -%}
     {%- endfor -%}
-    coalesce(
-        case
-            when {{ normalised }} ~ '^[0-9]{17}[0-9X]$'
-                then
-                    substr('10X98765432', ({{ weighted_digits | join(' + ') }}) % 11 + 1, 1)
-                    = substr({{ normalised }}, 18, 1)
-                    and {{ parse_cn_date('substr(' ~ normalised ~ ', 7, 8)') }} is not null
-        end,
-        false
+    {#- the subquery evaluates the input once; limit 1 keeps the planner from inlining it -#}
+    (
+        select
+            coalesce(
+                case
+                    when card.card_no ~ '^[0-9]{17}[0-9X]$'
+                        then
+                            substr('10X98765432', ({{ weighted_digits | join(' + ') }}) % 11 + 1, 1)
+                            = substr(card.card_no, 18, 1)
+                            and {{ parse_cn_date('substr(card.card_no, 7, 8)') }} is not null
+                end,
+                false
+            )
+        from (select {{ normalised }} as card_no limit 1) as card
     )
 {%- endmacro %}

@@ -2,15 +2,16 @@
     all become 'J18.9'; a bare category ('J18') stays as it is. The dot goes after the third
     character, which ICD-10 fixes as letter + two digits. -#}
 {% macro normalize_icd10(column) -%}
-    case
-        when {{ icd10_compact(column) }} is null then null
-        when length({{ icd10_compact(column) }}) > 3
-            then
-                left({{ icd10_compact(column) }}, 3)
-                || '.'
-                || substr({{ icd10_compact(column) }}, 4)
-        else {{ icd10_compact(column) }}
-    end
+    (
+        select
+            case
+                when length(compact.code) > 3
+                    then left(compact.code, 3) || '.' || substr(compact.code, 4)
+                else compact.code
+            end
+        -- evaluated once a row: limit 1 keeps the planner from copying it into each reference
+        from (select {{ icd10_compact(column) }} as code limit 1) as compact
+    )
 {%- endmacro %}
 
 {#- Upper case, half-width, without whitespace or dots: 'j18.9 ' -> 'J189'. -#}

@@ -152,24 +152,40 @@ def _sql_text(name: str) -> str:
     return resources.files("hdp").joinpath(name).read_text(encoding="utf-8")
 
 
+def manages_simulated_source(settings: Settings) -> bool:
+    """The simulated HIS lives beside the warehouse on the embedded cluster; against an existing
+    server (HDP_PG_URL) the real HIS is someone else's and is never created or touched."""
+    return settings.embedded or os.environ.get("HDP_MANAGE_HIS_SOURCE") == "1"
+
+
 def init_databases(all_logins: Logins | None = None) -> None:
     """Create roles, databases and platform schemas; safe to run any number of times."""
-    lg = all_logins or logins()
+    settings = load_settings()
+    lg = all_logins or logins(settings)
+    with_his = manages_simulated_source(settings)
     admin = psycopg2.connect(lg.admin.dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
-        for login in (lg.warehouse, lg.his_owner, lg.his_reader, lg.airflow):
+        managed = [lg.warehouse, lg.airflow] + ([lg.his_owner, lg.his_reader] if with_his else [])
+        for login in managed:
             _ensure_role(cur, login)
         _ensure_database(cur, lg.warehouse.dbname, lg.warehouse.user)
-        _ensure_database(cur, lg.his_owner.dbname, lg.his_owner.user)
         _ensure_database(cur, lg.airflow.dbname, lg.airflow.user)
-        cur.execute(
-            sql.SQL("grant connect on database {} to {}").format(
-                sql.Identifier(lg.his_owner.dbname), sql.Identifier(lg.his_reader.user)
+        if with_his:
+            _ensure_database(cur, lg.his_owner.dbname, lg.his_owner.user)
+            cur.execute(
+                sql.SQL("grant connect on database {} to {}").format(
+                    sql.Identifier(lg.his_owner.dbname), sql.Identifier(lg.his_reader.user)
+                )
             )
-        )
     admin.close()
+    if with_his:
+        _init_his(lg)
+    _init_warehouse(lg, settings)
+    log.info("databases and roles ready")
 
+
+def _init_his(lg: Logins) -> None:
     with connect(lg.his_owner) as conn, conn.cursor() as cur:
         cur.execute(_sql_text("simulator/his_schema.sql"))
         reader = sql.Identifier(lg.his_reader.user)
@@ -182,16 +198,17 @@ def init_databases(all_logins: Logins | None = None) -> None:
         )
     conn.close()
 
+
+def _init_warehouse(lg: Logins, settings: Settings) -> None:
     with connect(lg.warehouse) as conn, conn.cursor() as cur:
         cur.execute(_sql_text("warehouse_schema.sql"))
         cur.execute("select 1 from hdp_private.pseudonym_key")
         if not cur.fetchone():
             key = os.environ.get("HDP_PSEUDONYM_KEY") or secret(
-                load_settings().secrets_dir, "pseudonym_key"
+                settings.secrets_dir, "pseudonym_key"
             )
             cur.execute(
                 "insert into hdp_private.pseudonym_key (key_bytes) values (decode(%s, 'hex'))",
                 (key,),
             )
     conn.close()
-    log.info("databases and roles ready")

@@ -264,6 +264,10 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
                 (low, high, rows_read, rows_written, duration, batch_id),
             )
         wh.commit()
+        # fresh statistics: without them the planner guesses 1 row and dbt's joins go quadratic
+        with wh.cursor() as cur:
+            cur.execute(sql.SQL("analyze {}.{}").format(*raw))
+        wh.commit()
     except BaseException as exc:
         wh.rollback()
         src.rollback()

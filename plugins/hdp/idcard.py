@@ -22,7 +22,7 @@ def check_char(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character for the first 17 digits of an ID card number."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise ValueError("an ID card number's first 17 characters must be 17 ASCII digits")
-    return CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, WEIGHTS)) % 11]
+    return CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
 def is_valid(id_card: str) -> bool:

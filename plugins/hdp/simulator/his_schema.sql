@@ -11,7 +11,7 @@ create table if not exists his.departments (
     dept_code varchar(16) primary key,     -- 'D0101'
     dept_name varchar(64) not null,        -- 心血管内科
     parent_code varchar(16),               -- the division ('D01' 内科); null for a division
-    dept_type varchar(16) not null,        -- division / clinical / emergency / medical_technology
+    dept_type varchar(32) not null,        -- division / clinical / emergency / medical_technology
     is_active boolean not null default true,
     created_at timestamp not null,
     updated_at timestamp not null

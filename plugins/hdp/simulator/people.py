@@ -28,6 +28,12 @@ def cat(*parts) -> np.ndarray:
     return reduce(np.strings.add, [np.asarray(p, dtype=str) for p in parts])
 
 
+def zfill(values: np.ndarray, width: int) -> np.ndarray:
+    """Left-pad digit strings with zeros (np.strings.zfill fails on empty arrays)."""
+    values = np.asarray(values, dtype=str)
+    return np.strings.zfill(values, width) if len(values) else values
+
+
 @cache
 def _tables():
     pairs = [s.split(":") for s in ref.SURNAMES.split()]
@@ -126,7 +132,7 @@ def given_name_start(name: str) -> int:
 def phones(rng: np.random.Generator, n: int) -> np.ndarray:
     t = _tables()
     prefix = t["mobile"][rng.integers(len(t["mobile"]), size=n)]
-    return cat(prefix, np.strings.zfill(rng.integers(0, 10**8, size=n).astype(str), 8))
+    return cat(prefix, zfill(rng.integers(0, 10**8, size=n).astype(str), 8))
 
 
 def addresses(rng: np.random.Generator, n: int, region_idx: np.ndarray) -> np.ndarray:

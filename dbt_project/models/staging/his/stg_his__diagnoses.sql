@@ -8,16 +8,25 @@ latest as (
     {{ latest_version('source', 'diagnosis_id') }}
 ),
 
+coded as (
+    select
+        *,
+        {{ normalize_icd10('icd10_code') }} as icd10_code_normalised
+    from latest
+    -- a fence: without it the planner copies the normalisation into every reference below
+    offset 0
+),
+
 renamed as (
     select
         diagnosis_id,
         upper(trim(encounter_type)) as encounter_type,
         encounter_id,
-        {{ normalize_icd10('icd10_code') }} as icd10_code,
+        icd10_code_normalised as icd10_code,
         -- how the code was mapped (Tuva-style): as typed, reformatted, or absent
         case
-            when {{ normalize_icd10('icd10_code') }} is null then 'missing'
-            when {{ normalize_icd10('icd10_code') }} = icd10_code then 'as_recorded'
+            when icd10_code_normalised is null then 'missing'
+            when icd10_code_normalised = icd10_code then 'as_recorded'
             else 'reformatted'
         end as icd10_mapping_method,
         icd10_code as icd10_code_recorded,
@@ -28,7 +37,7 @@ renamed as (
         _source as data_source,
         _extracted_at,
         _batch_id
-    from latest
+    from coded
 )
 
 select * from renamed

@@ -25,6 +25,8 @@ cleaned as (
         _extracted_at,
         _batch_id
     from latest
+    -- a fence: without it the planner copies the parsing into every reference below
+    offset 0
 ),
 
 flagged as (
@@ -33,7 +35,8 @@ flagged as (
         case
             when is_birth_date_missing then 'missing'
             when birth_date_parsed is null then 'unparseable'
-            when birth_date_parsed > current_date then 'future'
+            -- born after registering (a century typo: 2085 for 1985) or after today
+            when birth_date_parsed > least(registered_at::date, current_date) then 'future'
             when birth_date_parsed < date '1900-01-01' then 'before_1900'
             else 'valid'
         end as birth_date_status,
