@@ -250,3 +250,7 @@ def record(wh, gate: GateResult) -> None:
             ("passed" if gate.success else "rejected", failed or None, gate.batch_id),
         )
     wh.commit()
+    # dbt's staging joins on the verdicts: keep the planner's picture of the table current
+    with wh.cursor() as cur:
+        cur.execute("analyze audit.load_batch")
+    wh.commit()
