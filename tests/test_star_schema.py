@@ -55,7 +55,7 @@ def test_marts_hold_rows(built, mart):
 
 def test_every_source_encounter_reaches_the_fact_once(built):
     lg, _ = built
-    src = connect(lg.his_reader)
+    src = connect(lg.his_owner)  # sim.* (ground truth) is the simulator's, not the reader's
     with src.cursor() as cur:
         cur.execute(
             "select (select count(*) from his.outpatient_visits) "
@@ -75,7 +75,7 @@ def test_every_source_encounter_reaches_the_fact_once(built):
 
 def test_duplicate_registrations_become_one_patient(built):
     lg, _ = built
-    src = connect(lg.his_reader)
+    src = connect(lg.his_owner)
     with src.cursor() as cur:
         cur.execute(
             "select count(*) from sim.defect_manifest where kind = 'duplicate_registration'"

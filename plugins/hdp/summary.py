@@ -90,7 +90,7 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
 
 
 def print_summary(started_at: float | None = None) -> None:
-    console = Console()
+    console = Console(width=max(110, Console().width))
     statuses, marts = collect()
     table = Table(title="HIS → raw_his: last batch per table and its quality gate")
     for col in ("table", "source rows", "raw rows", "last batch rows", "status", "checks ✓", "✗"):

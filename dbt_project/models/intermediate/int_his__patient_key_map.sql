@@ -2,8 +2,7 @@
 -- Registrations with the same valid identity card number are one person; without a valid card
 -- the registration stands alone. The key is a keyed HMAC (hdp_private.pseudonym), so it is
 -- stable across runs yet reveals neither the card number nor the HIS id.
--- A table, not a view: the HMAC is computed once per build instead of once per consumer.
-{{ config(materialized='table') }}
+-- A table (as all intermediate models): the HMAC is computed once per build, not per consumer.
 
 with
 
