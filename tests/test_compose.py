@@ -78,6 +78,8 @@ NOT_FOR_COMPOSE = {
     "HDP_SCALE",
     "HDP_SEED",
     "HDP_HISTORY_DAYS",
+    # compose's HIS is a separate server with its own init script: db init must not create it
+    "HDP_MANAGE_HIS_SOURCE",
 }
 AIRFLOW_SETTINGS = {
     "AIRFLOW__CORE__EXECUTOR",

@@ -177,6 +177,8 @@ whose status is `passed` in `audit.load_batch`. Marts enforce contracts.
             render_config=RenderConfig(
                 load_method=LoadMode.DBT_MANIFEST if manifest_path.exists() else LoadMode.AUTOMATIC,
                 test_behavior=TestBehavior.AFTER_EACH,
+                # relationship tests span two models: run them once both exist
+                should_detach_multiple_parents_tests=True,
             ),
             operator_args={"install_deps": False},
         )
