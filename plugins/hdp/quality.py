@@ -195,7 +195,13 @@ def validate_batch(
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
         )
     )
-    run = checkpoint.run(expectation_parameters={"expected_row_count": int(expected_rows or 0)})
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run = checkpoint.run(
+        expectation_parameters={"expected_row_count": int(expected_rows or 0)},
+        # Data Docs list runs by name: make each one traceable to its load batch
+        run_id=RunIdentifier(run_name=f"batch-{int(batch_id)}"),
+    )
     validation_result = next(iter(run.run_results.values()))
     gate = GateResult(
         batch_id=batch_id,
