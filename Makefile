@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HDP := $(BIN)/python -m hdp
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test up down stop lint lock clean dbt-parse
+.PHONY: install demo test up down stop lint lock clean browser summary bench
 
 install: $(STAMP)
 
@@ -28,8 +28,15 @@ demo: install
 	@$(HDP) demo
 
 # Every test against real PostgreSQL, dbt, GX and Airflow (starts its own cluster on :55433).
-test: install
+test: install browser
 	@$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Headless Chromium for the UI screenshot tests (Debian's package; installed when root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	  else echo "error: the UI tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 # Airflow UI on 127.0.0.1 with the DAGs scheduled daily; `make down` stops everything.
 up: install
@@ -49,3 +56,19 @@ summary: install
 # Removes all local state (clusters, secrets, reports): the next `make demo` starts afresh.
 clean: down
 	@rm -rf var
+
+# Benchmarks (docs/benchmarks.md): the platform's paths against baselines measured side by side,
+# printed as a table and written to var/bench/<timestamp>.json. Own state folder and port
+# (var/bench/home, 55434); the dlt baseline gets its own venv from requirements/bench.lock, so
+# the platform's lock stays as it is (if it cannot be installed, dlt says "not measured").
+BENCH_SCALE ?= 1.0
+BENCH_VENV := var/bench/venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): requirements/bench.lock
+	@test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	@UV_COMPILE_BYTECODE=1 $(BIN)/uv pip sync -q --python $(BENCH_VENV)/bin/python --require-hashes requirements/bench.lock && touch $(BENCH_STAMP) || echo "dlt baseline venv not installed: the dlt figures will say 'not measured'"
+
+.PHONY: bench
+bench: install $(BENCH_STAMP)
+	@$(BIN)/python -m hdp.bench --scale $(BENCH_SCALE) $(BENCH_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -120,6 +121,43 @@ def _get(url: str, token: str | None = None):
         return json.load(resp)
 
 
+def _check_quality_page(port: str, token: str, folder) -> None:
+    """The plugin's page is linked in the UI and shows each source's status; screenshot it."""
+    plugins = _get(f"http://127.0.0.1:{port}/api/v2/plugins", token)
+    views = [v for p in plugins["plugins"] for v in p["external_views"]]
+    assert any(v["href"] == "/hdp-quality/" and v["destination"] == "nav" for v in views)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/hdp-quality/", timeout=20) as resp:
+        page = resp.read().decode()
+    assert "Data quality" in page and "outpatient_visits" in page
+    assert "his" in page and ("failing" in page or "ok" in page)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is installed by `make test` (Makefile target browser)"
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / "quality-page.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={folder / 'chromium-profile'}",
+            "--window-size=1280,900",
+            f"--screenshot={shot}",
+            f"http://127.0.0.1:{port}/hdp-quality/",
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
 def _group_processes(pgid: int) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pgid=,pid=,args="], capture_output=True, text=True)
     return [line for line in out.stdout.splitlines() if line.split()[0] == str(pgid)]
@@ -166,6 +204,7 @@ def test_up_serves_ui_on_loopback_and_down_leaves_nothing(airflow_env, cluster):
             time.sleep(3)
         assert {"hdp_ingest_his", "hdp_transform"} <= dag_ids
         assert errors["total_entries"] == 0, errors
+        _check_quality_page(port, token, settings.home / "screenshots")
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "hdp", "down"],

@@ -66,6 +66,7 @@ CODE_ENV_VARS = {
 ADMIN_ONLY_VARS = {
     "HDP_PG_URL": {"airflow-init", "his-simulator"},
     "HDP_PSEUDONYM_KEY": {"airflow-init"},
+    "HDP_IDENTITY_KEY": {"airflow-init"},
 }
 # The simulator's write login to the demo HIS (tasks read through AIRFLOW_CONN_HIS_SOURCE).
 DEMO_ONLY_VARS = {"HDP_HIS_OWNER_URL": {"his-simulator"}}

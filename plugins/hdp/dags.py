@@ -176,7 +176,8 @@ whose status is `passed` in `audit.load_batch`. Marts enforce contracts.
             ),
             render_config=RenderConfig(
                 load_method=LoadMode.DBT_MANIFEST if manifest_path.exists() else LoadMode.AUTOMATIC,
-                test_behavior=TestBehavior.AFTER_EACH,
+                # one `dbt build` task per model (model then its tests): half the tasks
+                test_behavior=TestBehavior.BUILD,
                 # relationship tests span two models: run them once both exist
                 should_detach_multiple_parents_tests=True,
             ),

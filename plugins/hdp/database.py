@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from urllib.parse import quote, urlsplit
 
@@ -137,6 +137,13 @@ def _ensure_role(cur, login: Login) -> None:
     )
 
 
+def _log_statements(cur, role: str) -> None:
+    try:
+        cur.execute(sql.SQL("alter role {} set log_statement = 'all'").format(sql.Identifier(role)))
+    except psycopg2.Error as exc:  # an existing server may not allow it (needs superuser)
+        log.warning("statement logging for %s not enabled: %s", role, exc)
+
+
 def _ensure_database(cur, name: str, owner: str) -> None:
     cur.execute("select 1 from pg_database where datname = %s", (name,))
     if not cur.fetchone():
@@ -169,6 +176,9 @@ def init_databases(all_logins: Logins | None = None) -> None:
         managed = [lg.warehouse, lg.airflow] + ([lg.his_owner, lg.his_reader] if with_his else [])
         for login in managed:
             _ensure_role(cur, login)
+        # PostgreSQL logs every statement of the platform's warehouse service login (it reads
+        # raw_* and hdp_private); human logins get the same in hdp.security.create_login.
+        _log_statements(cur, lg.warehouse.user)
         _ensure_database(cur, lg.warehouse.dbname, lg.warehouse.user)
         _ensure_database(cur, lg.airflow.dbname, lg.airflow.user)
         if with_his:
@@ -182,6 +192,7 @@ def init_databases(all_logins: Logins | None = None) -> None:
     if with_his:
         _init_his(lg)
     _init_warehouse(lg, settings)
+    _init_security(lg)
     log.info("databases and roles ready")
 
 
@@ -200,15 +211,30 @@ def _init_his(lg: Logins) -> None:
 
 
 def _init_warehouse(lg: Logins, settings: Settings) -> None:
-    with connect(lg.warehouse) as conn, conn.cursor() as cur:
-        cur.execute(_sql_text("warehouse_schema.sql"))
-        cur.execute("select 1 from hdp_private.pseudonym_key")
-        if not cur.fetchone():
+    from hdp.security import store_pseudonym_key
+
+    conn = connect(lg.warehouse)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(_sql_text("warehouse_schema.sql"))
+            cur.execute("select 1 from hdp_private.pseudonym_key")
+            seeded = cur.fetchone() is not None
+        if not seeded:
             key = os.environ.get("HDP_PSEUDONYM_KEY") or secret(
                 settings.secrets_dir, "pseudonym_key"
             )
-            cur.execute(
-                "insert into hdp_private.pseudonym_key (key_bytes) values (decode(%s, 'hex'))",
-                (key,),
-            )
-    conn.close()
+            store_pseudonym_key(conn, key, rotate=False)  # by COPY: never in SQL text or logs
+    finally:
+        conn.close()
+
+
+def _init_security(lg: Logins) -> None:
+    """Least-privilege group roles, grants and statement logging (hdp.security)."""
+    from hdp.security import apply_roles
+
+    admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
+    try:
+        with admin, admin.cursor() as cur:
+            apply_roles(cur, lg.warehouse.user, lg.warehouse.dbname)
+    finally:
+        admin.close()

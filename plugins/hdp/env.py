@@ -58,6 +58,10 @@ def platform_env(settings: Settings | None = None) -> dict[str, str]:
         "HDP_WAREHOUSE_PASSWORD": lg.warehouse.password,
         "HDP_WAREHOUSE_DB": lg.warehouse.dbname,
         "HDP_WAREHOUSE_SSLMODE": lg.warehouse.sslmode,
+        # issue 6: TLS client certificate and CA of the warehouse connection (dbt's profile)
+        "HDP_WAREHOUSE_SSLROOTCERT": lg.warehouse.sslrootcert or "",
+        "HDP_WAREHOUSE_SSLCERT": lg.warehouse.sslcert or "",
+        "HDP_WAREHOUSE_SSLKEY": lg.warehouse.sslkey or "",
         "GX_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

@@ -106,7 +106,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"\n✗ DAG {dag_id} failed: see the table above and {log_file}", file=sys.stderr)
             return code
     print_summary(started_at=started)
+    _print_secrets_location()  # issue 6: say where the generated secrets are kept
     return 0
+
+
+def _print_secrets_location() -> None:
+    """Issue 6: where generated secrets (passwords, Fernet key, pseudonym key) are kept."""
+    from hdp.security import secrets_report
+
+    print(secrets_report())
 
 
 def _pid_file() -> Path:
@@ -159,10 +167,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     for _ in range(30):
         if passwords.exists():
+            os.chmod(passwords, 0o600)  # Airflow writes it world-readable
             break
         time.sleep(1)
     print(f"Airflow UI: http://127.0.0.1:{port}  (user admin)")
     print(f"Password:   in {passwords} (generated; never committed)")
+    _print_secrets_location()  # issue 6
     print(f"Logs:       {log_file}")
     print("Stop with:  make down")
     return 0

@@ -34,6 +34,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "airflow_fernet_key": _fernet_key,
     "airflow_jwt_secret": _hex_key,
     "pseudonym_key": _hex_key,
+    # encrypts the identity store hdp_private.patient_identity; never stored in the database
+    "identity_key": _password,
 }
 
 

@@ -55,3 +55,99 @@ as $$
         else encode(hmac(convert_to(value, 'UTF8'), k.key_bytes, 'sha256'), 'hex') end
     from hdp_private.pseudonym_key as k
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Patient data protection (issue 6; docs/security.md). Roles and grants: security.py.
+-- ---------------------------------------------------------------------------------------------
+
+-- The schemas dbt and the loader write into exist before any run, so that the platform's
+-- grants and default privileges (security.py) can name them; dbt's and the extractor's
+-- `create schema if not exists` are then no-ops.
+create schema if not exists raw_his;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create schema if not exists marts;
+create schema if not exists reference;
+
+-- Who loaded a batch: the login (session_user), not a group role it switched to.
+alter table audit.load_batch alter column loaded_by set default session_user;
+
+-- Key versions: rotation (security.rotate_pseudonym_key) bumps it; old keys are not kept.
+alter table hdp_private.pseudonym_key add column if not exists key_version integer not null
+default 1;
+alter table hdp_private.pseudonym_key add column if not exists rotated_at timestamptz;
+
+-- The one place clear identifiers persist outside the landing schema: one row per HIS
+-- registration, each identifier encrypted with pgp_sym_encrypt (AES-256) under the identity
+-- key, which the database never stores (it arrives per session by COPY; security.py).
+create table if not exists hdp_private.patient_identity (
+    source text not null,
+    patient_id bigint not null,
+    patient_key text,
+    mrn bytea,
+    name bytea,
+    id_card_no bytea,
+    phone bytea,
+    address bytea,
+    refreshed_at timestamptz not null default now(),
+    primary key (source, patient_id)
+);
+
+-- Every re-identification (decrypting hdp_private.patient_identity): who, when, whom, why.
+create table if not exists audit.identity_access (
+    access_id bigserial primary key,
+    accessed_by text not null default session_user,
+    accessed_at timestamptz not null default now(),
+    patient_key text not null,
+    purpose text not null
+);
+
+-- Every dbt model build of the marts (macro record_transform): who built what, when.
+create table if not exists audit.transform_run (
+    transform_id bigserial primary key,
+    invocation_id text not null,
+    model text not null,
+    row_count bigint,
+    built_by text not null default session_user,
+    built_at timestamptz not null default now()
+);
+
+-- Every pseudonym key rotation (never the key itself).
+create table if not exists audit.key_rotation (
+    rotation_id bigserial primary key,
+    key_version integer not null,
+    rotated_by text not null default session_user,
+    rotated_at timestamptz not null default now()
+);
+
+-- Department-level analysts: which departments (dim_department.department_key) each login
+-- sees in the marts. Row-level security on the facts reads it (macro enable_department_rls);
+-- each analyst reads only their own mapping rows.
+create table if not exists audit.analyst_department (
+    role_name text not null,
+    dept_code text not null,
+    primary key (role_name, dept_code)
+);
+alter table audit.analyst_department enable row level security;
+drop policy if exists own_rows on audit.analyst_department;
+create policy own_rows on audit.analyst_department for select using (role_name = current_user);
+
+-- Functions are executable by PUBLIC by default; the pseudonym function is granted explicitly.
+revoke all on all functions in schema hdp_private from public;
+
+-- The patients a department analyst may see in dim_patient: those with an encounter in one of
+-- their departments. SECURITY DEFINER so it can read the facts unfiltered and the whole mapping,
+-- keyed on the login (session_user); plpgsql so marts.fct_encounter need not exist yet.
+create or replace function audit.analyst_patient_keys() returns setof text
+language plpgsql stable security definer
+set search_path = pg_catalog
+as $$
+begin
+    return query
+        select distinct e.patient_key
+        from marts.fct_encounter as e
+        inner join audit.analyst_department as d on e.department_key = d.dept_code
+        where d.role_name = session_user;
+end
+$$;
+revoke all on function audit.analyst_patient_keys() from public;

@@ -1,3 +1,5 @@
+{{ config(post_hook="{{ record_transform() }}") }}
+
 -- One row per calendar day, whole years from the first to the last encounter or diagnosis.
 with
 

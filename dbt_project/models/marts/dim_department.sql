@@ -1,3 +1,5 @@
+{{ config(post_hook="{{ record_transform() }}") }}
+
 -- One row per department (科室), with its division (the parent), plus the unknown member '-1'.
 with
 

@@ -1,3 +1,5 @@
+{{ config(post_hook="{{ record_transform() }}") }}
+
 -- One row per doctor, plus the unknown member (-1). Names are staff personal data and no
 -- report needs them: analyses go by doctor_key, and the HIS resolves a doctor_id when needed.
 with

@@ -1,3 +1,9 @@
+{#- department analysts see the patients with an encounter in their departments -#}
+{{ config(post_hook=[
+    "{{ enable_department_rls('patient_key in (select audit.analyst_patient_keys())') }}",
+    "{{ record_transform() }}",
+]) }}
+
 -- One row per person, plus the unknown member ('-1') that orphan facts point at.
 -- Pseudonymous by construction: no name, card number, phone, address or MRN; birth date is
 -- reduced to a year and the card to its province code.

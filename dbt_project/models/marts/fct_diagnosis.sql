@@ -1,3 +1,5 @@
+{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+
 -- One row per diagnosis. Diagnoses of a collapsed duplicate visit move to the surviving visit;
 -- those whose encounter is unknown are kept with has_unknown_encounter and the unknown patient.
 -- Codes missing from the reference list are kept and flagged (is_known_code = false).
@@ -48,6 +50,8 @@ final as (
         keyed.encounter_key,
         keyed.encounter_type,
         coalesce(encounters.patient_key, '-1') as patient_key,
+        -- the encounter's department: row-level security limits department analysts by it
+        coalesce(encounters.department_key, '-1') as department_key,
         to_char(keyed.diagnosed_at, 'YYYYMMDD')::int as date_key,
         keyed.diagnosed_at,
         keyed.icd10_code,

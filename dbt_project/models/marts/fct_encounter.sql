@@ -1,3 +1,5 @@
+{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+
 -- One row per encounter: an outpatient visit (duplicates collapsed) or an inpatient admission.
 -- No row is dropped for a broken reference: it points at the dimension's unknown member and
 -- says so in a has_unknown_* flag.

@@ -113,3 +113,11 @@ create table if not exists sim.person_truth (
     sex char(1) not null,                  -- the person's true sex: M / F
     birth_date date not null               -- the person's true birth date
 );
+
+-- The index a DBA adds for watermark extraction: each run reads only what changed.
+create index if not exists departments_updated_at_idx on his.departments (updated_at);
+create index if not exists doctors_updated_at_idx on his.doctors (updated_at);
+create index if not exists patients_updated_at_idx on his.patients (updated_at);
+create index if not exists outpatient_visits_updated_at_idx on his.outpatient_visits (updated_at);
+create index if not exists inpatient_admissions_updated_at_idx on his.inpatient_admissions (updated_at);
+create index if not exists diagnoses_updated_at_idx on his.diagnoses (updated_at);

@@ -1,0 +1,135 @@
+"""The data-quality page mounted in the Airflow UI (see plugins/hdp_quality_plugin.py).
+
+Server-rendered HTML with inline styles, so it works on a hospital network with no internet.
+It shows aggregates only: statuses, counts and check names, never a row value.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from hdp import quality_history
+from hdp.database import connect, logins
+
+app = FastAPI(title="HDP data quality", docs_url=None, redoc_url=None)
+
+STATUS_COLOURS = {
+    "passed": "#1a7f37",
+    "rejected": "#cf222e",
+    "failed": "#cf222e",
+    "loaded": "#9a6700",
+    "loading": "#9a6700",
+}
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1f2328}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+table{border-collapse:collapse;min-width:720px}
+th,td{border-bottom:1px solid #d0d7de;padding:6px 10px;text-align:left;font-size:14px}
+th{background:#f6f8fa}
+.badge{color:#fff;border-radius:10px;padding:2px 9px;font-size:12px;font-weight:600}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#656d76;font-size:13px}
+"""
+
+
+def _badge(status: str, label: str | None = None) -> str:
+    colour = STATUS_COLOURS.get(status, "#656d76")
+    text = escape(label or status)
+    return f'<span class="badge" style="background:{colour}">{text}</span>'
+
+
+CHANGE_STATUS = {"new": "rejected", "persisting": "loaded", "resolved": "passed"}
+
+
+def _spark(points: list[tuple[int, str, int | None, int]]) -> str:
+    """Rows per batch as bars (red when the batch was rejected)."""
+    if not points:
+        return ""
+    top = max((p[2] or 0) for p in points) or 1
+    bars = []
+    for i, (_batch, status, rows, _failed) in enumerate(points):
+        height = max(2, int(28 * (rows or 0) / top))
+        colour = "#cf222e" if status in ("rejected", "failed") else "#57606a"
+        bars.append(
+            f'<rect x="{i * 9}" y="{30 - height}" width="7" height="{height}" fill="{colour}"/>'
+        )
+    return f'<svg width="{len(points) * 9}" height="30">{"".join(bars)}</svg>'
+
+
+def render(wh) -> str:
+    tables = quality_history.latest(wh)
+    changed = quality_history.changes(wh)
+    trends = quality_history.trend(wh)
+    rows = []
+    for t in tables:
+        rows.append(
+            "<tr>"
+            f"<td>{escape(t.source)}</td><td>{escape(t.table)}</td><td>{_badge(t.status)}</td>"
+            f'<td class="num">{t.batch_id}</td>'
+            f'<td class="num">{"" if t.rows is None else t.rows}</td>'
+            f'<td class="num">{t.checks_passed}</td><td class="num">{t.checks_failed}</td>'
+            f"<td>{_spark(trends.get((t.source, t.table), []))}</td>"
+            f'<td class="muted">{escape(str(t.finished_at or ""))[:19]}</td>'
+            "</tr>"
+        )
+    change_rows = [
+        "<tr>"
+        f"<td>{_badge(CHANGE_STATUS[c.change], c.change)}</td>"
+        f"<td>{escape(c.source)}.{escape(c.table)}</td><td>{escape(c.check)}</td>"
+        f"<td>{escape(c.column or '')}</td><td>{escape(c.observed or '')}</td>"
+        "</tr>"
+        for c in changed
+    ]
+    if change_rows:
+        head = (
+            "<tr><th>change</th><th>table</th><th>check</th><th>column</th><th>observed</th></tr>"
+        )
+        changes_html = f"<table>{head}{''.join(change_rows)}</table>"
+    else:
+        changes_html = "<p class='muted'>No failing check, and nothing resolved since then.</p>"
+    sources = sorted({t.source for t in tables})
+    verdict = {s: all(t.status == "passed" for t in tables if t.source == s) for s in sources}
+    summary = " ".join(
+        f"{escape(s)} {_badge('passed' if ok else 'rejected', 'ok' if ok else 'failing')}"
+        for s, ok in verdict.items()
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Data quality · HDP</title><style>{STYLE}</style></head><body>
+<h1>Data quality</h1>
+<p>Sources: {summary or "no loads yet"}</p>
+<h2>Latest batch per table</h2>
+<table><tr><th>source</th><th>table</th><th>status</th><th>batch</th><th>rows</th>
+<th>checks ✓</th><th>✗</th><th>rows per batch (last 10)</th><th>finished</th></tr>
+{"".join(rows)}</table>
+<h2>Changes since the previous batch</h2>
+{changes_html}
+<p class="muted">Full results: GX Data Docs under $HDP_HOME/quality; every check is stored in
+audit.quality_result.</p>
+</body></html>"""
+
+
+@app.get("/", response_class=HTMLResponse)
+def page() -> str:
+    wh = connect(logins().warehouse)
+    try:
+        return render(wh)
+    finally:
+        wh.close()
+
+
+@app.get("/api/status")
+def status() -> dict:
+    wh = connect(logins().warehouse)
+    try:
+        return {
+            "tables": [
+                t.__dict__ | {"finished_at": str(t.finished_at)} for t in quality_history.latest(wh)
+            ],
+            "changes": [c.__dict__ for c in quality_history.changes(wh)],
+        }
+    finally:
+        wh.close()

@@ -1,0 +1,120 @@
+"""Quality history: the latest verdict per source table, trends, and run-over-run comparison.
+
+A failing check is *new* when the table's previous gated batch passed it, *persisting* when it
+failed there too, and a check that failed on the previous batch and passes now is *resolved*.
+Everything here is counts and check names: no row value ever leaves the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TableQuality:
+    source: str
+    table: str
+    batch_id: int
+    status: str
+    rows: int | None
+    finished_at: object
+    checks_passed: int
+    checks_failed: int
+
+
+@dataclass(frozen=True)
+class CheckChange:
+    source: str
+    table: str
+    check: str
+    column: str | None
+    change: str  # new | persisting | resolved
+    observed: str | None
+
+
+LATEST = """
+with gated as (
+    select b.*, row_number() over (
+        partition by b.source, b.table_name order by b.batch_id desc) as recency
+    from audit.load_batch b
+    where b.status in ('passed', 'rejected', 'failed', 'loaded')
+)
+select g.source, g.table_name, g.batch_id, g.status, g.rows_written, g.finished_at,
+    count(q.*) filter (where q.success), count(q.*) filter (where not q.success)
+from gated g
+left join audit.quality_result q using (batch_id)
+where g.recency = 1
+group by 1, 2, 3, 4, 5, 6
+order by 1, 2
+"""
+
+CHANGES = """
+with gated as (
+    select b.batch_id, b.source, b.table_name, row_number() over (
+        partition by b.source, b.table_name order by b.batch_id desc) as recency
+    from audit.load_batch b
+    where exists (select 1 from audit.quality_result q where q.batch_id = b.batch_id)
+),
+current_run as (
+    select g.source, g.table_name, q.check_name, q.column_name, q.success, q.observed_value
+    from gated g join audit.quality_result q using (batch_id) where g.recency = 1
+),
+previous_run as (
+    select g.source, g.table_name, q.check_name, q.column_name, q.success
+    from gated g join audit.quality_result q using (batch_id) where g.recency = 2
+)
+select c.source, c.table_name, c.check_name, c.column_name,
+    case
+        when not c.success and coalesce(p.success, true) then 'new'
+        when not c.success then 'persisting'
+        else 'resolved'
+    end as change,
+    c.observed_value
+from current_run c
+left join previous_run p
+    on p.source = c.source and p.table_name = c.table_name
+    and p.check_name = c.check_name
+    and p.column_name is not distinct from c.column_name
+where not c.success or (c.success and p.success is false)
+order by 5, 1, 2, 3
+"""
+
+TREND = """
+select source, table_name, batch_id, status, rows_written, finished_at,
+    (select count(*) from audit.quality_result q
+     where q.batch_id = b.batch_id and not q.success) as failed
+from (
+    select b.*, row_number() over (
+        partition by source, table_name order by batch_id desc) as recency
+    from audit.load_batch b
+) b
+where recency <= %s
+order by source, table_name, batch_id
+"""
+
+
+def latest(wh) -> list[TableQuality]:
+    with wh.cursor() as cur:
+        cur.execute(LATEST)
+        rows = [TableQuality(*r) for r in cur.fetchall()]
+    wh.rollback()
+    return rows
+
+
+def changes(wh) -> list[CheckChange]:
+    with wh.cursor() as cur:
+        cur.execute(CHANGES)
+        rows = [CheckChange(*r) for r in cur.fetchall()]
+    wh.rollback()
+    return rows
+
+
+def trend(wh, last: int = 10) -> dict[tuple[str, str], list[tuple[int, str, int | None, int]]]:
+    """Per table, the last `last` batches: (batch_id, status, rows, failed checks)."""
+    with wh.cursor() as cur:
+        cur.execute(TREND, (last,))
+        out: dict[tuple[str, str], list[tuple[int, str, int | None, int]]] = {}
+        for source, table, batch_id, status, rows, _finished, failed in cur.fetchall():
+            out.setdefault((source, table), []).append((batch_id, status, rows, failed))
+    wh.rollback()
+    return out

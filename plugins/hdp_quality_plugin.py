@@ -1,0 +1,30 @@
+"""Airflow plugin: the data-quality page (hdp.quality_app) inside the Airflow UI."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from airflow.plugins_manager import AirflowPlugin
+
+from hdp.quality_app import app
+
+
+class HdpQualityPlugin(AirflowPlugin):
+    name = "hdp_quality"
+    fastapi_apps: ClassVar[list[dict]] = [
+        {"app": app, "url_prefix": "/hdp-quality", "name": "HDP data quality"}
+    ]
+    external_views: ClassVar[list[dict]] = [
+        {
+            "name": "Data quality",
+            "href": "/hdp-quality/",
+            "destination": "nav",
+            "url_route": "data-quality",
+        },
+        {
+            "name": "Data quality of this run",
+            "href": "/hdp-quality/",
+            "destination": "dag_run",
+            "url_route": "data-quality-run",
+        },
+    ]

@@ -1,0 +1,60 @@
+"""Smoke test of `python -m hdp.bench --quick`: it completes and reports every figure.
+
+No timing is asserted (machines are shared and noisy): only that each figure has numbers, a
+ratio and a verdict. The bench runs in a child process with its own state folder and port, so
+it never touches the test session's cluster; the dlt baseline may say "not measured" when its
+venv (var/bench/venv, made by `make bench`) is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hdp.bench import FIGURE_KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+DLT_KEYS = {"speedup_dlt_fastest", "speedup_dlt_default"}
+
+
+@pytest.mark.slow
+def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    # nothing of the test session's platform environment: the bench derives its own
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HDP_", "DBT_"))}
+    env |= {
+        "HDP_HOME": str(tmp_path / "home"),
+        "HDP_PG_PORT": os.environ.get("HDP_BENCH_TEST_PG_PORT", "55435"),
+        "HDP_AIRFLOW_PORT": "18083",
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hdp.bench", "--quick", "--out", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=REPO,
+        )
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "hdp", "db", "stop"], env=env, capture_output=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    assert set(figures) == set(FIGURE_KEYS)
+    for key, fig in figures.items():
+        if key in DLT_KEYS and fig["baseline"] is None:
+            assert fig["note"].startswith("not measured"), fig
+            continue
+        for field in ("platform", "baseline", "ratio"):
+            assert isinstance(fig[field], int | float), (key, field, fig)
+        assert isinstance(fig["met"], bool), fig
+        assert fig["target"], fig
+    assert "hdp bench at scale" in proc.stdout

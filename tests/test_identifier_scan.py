@@ -1,0 +1,229 @@
+"""Log hygiene: run the pipeline (extract, gate, dbt build, identity store), then look for every
+identifier of the simulated patients in every log, report, Data Docs page, dbt artefact and in
+every table an analyst or an auditor can read. Only the restricted schemas may hold them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from psycopg2 import errors, sql
+
+from hdp import security
+from hdp.config import load_settings
+from hdp.database import Login, connect
+from hdp.dbt import run_dbt
+from hdp.quality import GateResult
+from hdp.simulator import his
+from tests.pipeline import ingest
+
+# schemas an identifier may live in: landing, dbt's matching layers (no analyst reads them) and
+# the encrypted identity store
+RESTRICTED_SCHEMAS = {"raw_his", "staging", "intermediate", "hdp_private"}
+# runs of letters, digits and CJK: an identifier embedded in text lies inside one run
+RUN = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff\uff10-\uff5a]+")
+CJK = re.compile(r"[\u3400-\u9fff]")
+ADDRESS_TAIL = 5
+
+
+def _windows(run: str, n: int) -> set[str]:
+    return {run[i : i + n] for i in range(len(run) - n + 1)}
+
+
+class Identifiers:
+    """The simulator's identifier values, and a scan that is linear in the text."""
+
+    def __init__(self, exact: set[str], names: set[str], addresses: set[str]) -> None:
+        self.exact = exact  # card numbers, phones, MRNs
+        self.exact_lengths = sorted({len(v) for v in exact})
+        self.names = names  # full names of 3 or more characters (short ones collide with text)
+        self.name_lengths = sorted({len(v) for v in names})
+        self.addresses = addresses
+        # addresses are found by their last few characters first (linear), then confirmed
+        self.address_tails: dict[str, set[str]] = {}
+        for address in addresses:
+            self.address_tails.setdefault(address[-ADDRESS_TAIL:], set()).add(address)
+
+    def found_in(self, text: str) -> set[str]:
+        hits: set[str] = set()
+        for run in set(RUN.findall(text)):
+            if run in self.exact:
+                hits.add(run)
+            elif len(run) > self.exact_lengths[0]:
+                for n in self.exact_lengths:
+                    hits.update(_windows(run, n) & self.exact)
+            if CJK.search(run):
+                for n in self.name_lengths:
+                    hits.update(_windows(run, n) & self.names)
+                for tail in _windows(run, ADDRESS_TAIL) & self.address_tails.keys():
+                    hits.update(a for a in self.address_tails[tail] if a in run)
+        return hits
+
+
+@pytest.fixture(scope="module")
+def pipeline(cluster, pg_admin_dsn):
+    from tests.conftest import reset_platform_databases
+
+    reset_platform_databases(pg_admin_dsn)
+    from hdp.database import logins
+
+    lg = logins()
+    owner = connect(lg.his_owner)
+    his.generate(owner, his.SimConfig(seed=5, scale=0.02, history_days=14))
+    owner.close()
+    outcome = ingest(lg, "run-scan-1")
+    assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
+    run_dbt("seed")
+    build = run_dbt("build")
+    assert "ERROR=0" in build.stdout.replace(" ", "")
+    wh = connect(lg.warehouse)
+    security.refresh_patient_identity(wh, security.identity_key())
+    wh.close()
+    return lg, build
+
+
+@pytest.fixture(scope="module")
+def identifiers(pipeline) -> Identifiers:
+    lg, _ = pipeline
+    src = connect(lg.his_owner)
+    with src.cursor() as cur:
+        cur.execute("select mrn, name, id_card_no, phone, address from his.patients")
+        rows = cur.fetchall()
+        # the clean values behind injected defects (typos, full-width characters)
+        cur.execute(
+            "select column_name, clean_value from sim.defect_manifest "
+            "where table_name = 'patients' and clean_value is not null"
+        )
+        clean = cur.fetchall()
+    src.close()
+    exact, names, addresses = set(), set(), set()
+    for mrn, name, id_card_no, phone, address in rows:
+        exact.update(v.strip() for v in (mrn, id_card_no, phone) if v and len(v.strip()) >= 8)
+        names.add(re.sub(r"[\s\u3000]", "", name or ""))
+        if address and len(address.strip()) >= ADDRESS_TAIL:
+            addresses.add(address.strip())
+    for column, value in clean:
+        if column == "name":
+            names.add(re.sub(r"[\s\u3000]", "", value))
+        elif column in ("id_card_no", "phone", "mrn") and len(value.strip()) >= 8:
+            exact.add(value.strip())
+    names = {n for n in names if len(n) >= 3}
+    assert len(exact) > 100 and len(names) > 20 and len(addresses) > 20
+    return Identifiers(exact, names, addresses)
+
+
+def test_the_scan_finds_identifiers_where_they_are(identifiers, pipeline):
+    """The scanner itself works: it finds the identifiers in the landing table's dump."""
+    lg, _ = pipeline
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(
+            "select string_agg(t::text, E'\\n') from (select * from raw_his.patients limit 300) t"
+        )
+        dump = cur.fetchone()[0]
+    wh.close()
+    found = identifiers.found_in(dump)
+    assert len(found & identifiers.exact) > 300
+    assert found & identifiers.names and found & identifiers.addresses
+    sample = next(iter(identifiers.exact))
+    assert identifiers.found_in(f"log line: patient {sample}, done") == {sample}
+    assert identifiers.found_in(f"x86{sample}0y") == {sample}
+
+
+def _files_to_scan() -> list[Path]:
+    from hdp.pgcluster import Cluster
+
+    settings = load_settings()
+    cluster = Cluster.for_home(settings.home, settings.pg_port)
+    skip = {cluster.data_dir.resolve(), settings.secrets_dir.resolve()}
+    roots = [settings.home, settings.dbt_project_dir / "target", settings.dbt_project_dir / "logs"]
+    files = [cluster.log_file]
+    for root in roots:
+        for path in root.rglob("*"):
+            resolved = path.resolve()
+            if path.is_file() and not any(resolved.is_relative_to(s) for s in skip):
+                files.append(path)
+    return files
+
+
+def test_no_identifier_in_any_log_report_or_artefact(identifiers, pipeline):
+    files = _files_to_scan()
+    names = {p.name for p in files}
+    # the scan covers what it must: the server log, dbt's logs and artefacts, GX Data Docs
+    assert {"postgres.log", "dbt.log", "run_results.json", "index.html"} <= names, names
+    leaks = {}
+    for path in files:
+        if path.stat().st_size > 200_000_000:
+            continue
+        found = identifiers.found_in(path.read_bytes().decode("utf-8", errors="ignore"))
+        if found:
+            leaks[str(path)] = sorted(found)[:5]
+    assert not leaks, f"identifiers found outside the restricted schemas: {leaks}"
+
+
+def test_no_identifier_in_any_table_outside_the_restricted_schemas(identifiers, pipeline):
+    lg, _ = pipeline
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema <> all(%s) "
+            "and table_schema not in ('pg_catalog', 'information_schema') "
+            "order by 1, 2",
+            (sorted(RESTRICTED_SCHEMAS),),
+        )
+        tables = cur.fetchall()
+        assert ("marts", "fct_encounter") in tables and ("audit", "quality_result") in tables
+        leaks = {}
+        for schema, table in tables:
+            cur.execute(
+                sql.SQL("select coalesce(string_agg(t::text, E'\\n'), '') from {}.{} t").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+            found = identifiers.found_in(cur.fetchone()[0])
+            if found:
+                leaks[f"{schema}.{table}"] = sorted(found)[:5]
+        # the identity store holds them encrypted only
+        cur.execute("select string_agg(t::text, E'\\n') from hdp_private.patient_identity t")
+        assert not identifiers.found_in(cur.fetchone()[0])
+    wh.close()
+    assert not leaks, f"identifiers found outside the restricted schemas: {leaks}"
+
+
+def test_an_analyst_cannot_reach_a_restricted_schema(pipeline):
+    lg, _ = pipeline
+    password = secrets.token_urlsafe(16)
+    admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
+    with admin, admin.cursor() as cur:
+        security.create_login(cur, "t_scan_analyst", password, security.ANALYST)
+    admin.close()
+    analyst = Login("t_scan_analyst", password, lg.warehouse.host, lg.warehouse.port, "hdp")
+    conn = connect(analyst)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema = any(%s)",
+            (sorted(RESTRICTED_SCHEMAS),),
+        )
+        # information_schema lists only what the role has some privilege on
+        assert cur.fetchall() == []
+        for schema, table in [
+            ("raw_his", "patients"),
+            ("staging", "stg_his__patients"),
+            ("intermediate", "int_his__patient_key_map"),
+            ("hdp_private", "patient_identity"),
+        ]:
+            with pytest.raises(errors.InsufficientPrivilege):
+                cur.execute(
+                    sql.SQL("select * from {}.{} limit 1").format(
+                        sql.Identifier(schema), sql.Identifier(table)
+                    )
+                )
+        cur.execute("select count(*) from marts.dim_patient")
+        assert cur.fetchone()[0] > 0
+    conn.close()
