@@ -6,7 +6,7 @@ from hdp.config import load_settings
 from hdp.database import Logins, connect
 from hdp.extract import extract_table
 from hdp.manifest import load_manifest
-from hdp.quality import GateResult, QualityGateFailed, validate_batch
+from hdp.quality import GateResult, QualityGateFailed, build_reports, validate_batch
 
 MANIFEST = load_manifest("his")
 
@@ -35,6 +35,7 @@ def ingest(lg: Logins, run_id: str) -> dict[str, GateResult | QualityGateFailed]
     finally:
         src.close()
         wh.close()
+    build_reports(settings.quality_dir)
     return outcome
 
 

@@ -125,6 +125,10 @@ Quality report: Data Docs under `$HDP_HOME/quality/gx/uncommitted/data_docs/loca
 
         @task(outlets=[raw_asset(source)])
         def publish(gated: list[dict]) -> dict:
+            from hdp.quality import build_reports
+
+            report = build_reports(load_settings().quality_dir)
+            print(f"quality report: {report}")
             rows = {g["table"]: g["rows"] for g in gated}
             print(f"raw_{source} batches passed the gate: {rows}")
             return rows
