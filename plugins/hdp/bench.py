@@ -1048,7 +1048,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     scale = 0.02 if args.quick else args.scale
     out = args.out or DEFAULT_OUT_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    result = run(scale, args.quick)
+    try:
+        result = run(scale, args.quick)
+    finally:
+        # the bench's own cluster: leave no server running behind `make bench`
+        from hdp.config import load_settings
+        from hdp.pgcluster import Cluster
+
+        settings = load_settings()
+        Cluster.for_home(settings.home, settings.pg_port).stop()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print_table(result, out)
