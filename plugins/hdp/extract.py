@@ -224,7 +224,8 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
     batch_id, is_retry = _open_batch(wh, manifest, spec, run_id)
     extracted_at = datetime.now(UTC)
     try:
-        # One snapshot for the count and the copy, so they agree even while the source writes.
+        # One snapshot for the interval's max(watermark) and the copy, so no row committed in
+        # between can fall into this batch's interval unseen.
         src.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
         src.set_session(readonly=True)
         low, high = _interval(wh, manifest, spec, batch_id, is_retry, src)
