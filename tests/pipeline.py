@@ -14,7 +14,7 @@ MANIFEST = load_manifest("his")
 def ingest(lg: Logins, run_id: str) -> dict[str, GateResult | QualityGateFailed]:
     """Extract and gate every table; returns the gate result (or failure) per table."""
     settings = load_settings()
-    src, wh = connect(lg.his_reader), connect(lg.warehouse)
+    src, wh = connect(lg.his_reader), connect(lg.loader)
     outcome: dict[str, GateResult | QualityGateFailed] = {}
     try:
         for spec in MANIFEST.tables:
@@ -22,7 +22,7 @@ def ingest(lg: Logins, run_id: str) -> dict[str, GateResult | QualityGateFailed]
             try:
                 outcome[spec.name] = validate_batch(
                     wh,
-                    warehouse_url=lg.warehouse.url,
+                    warehouse_url=lg.loader.url,
                     quality_dir=settings.quality_dir,
                     expectations_dir=settings.expectations_dir,
                     batch_id=loaded.batch_id,

@@ -67,6 +67,10 @@ ADMIN_ONLY_VARS = {
     "HDP_PG_URL": {"airflow-init", "his-simulator"},
     "HDP_PSEUDONYM_KEY": {"airflow-init"},
     "HDP_IDENTITY_KEY": {"airflow-init"},
+    # the warehouse owner's login, and the transformer's as set-up creates it (dbt reads
+    # HDP_WAREHOUSE_*): tasks never hold the owner's password
+    "HDP_WAREHOUSE_OWNER_URL": {"airflow-init"},
+    "HDP_TRANSFORMER_URL": {"airflow-init"},
 }
 # The simulator's write login to the demo HIS (tasks read through AIRFLOW_CONN_HIS_SOURCE).
 DEMO_ONLY_VARS = {"HDP_HIS_OWNER_URL": {"his-simulator"}}
@@ -477,9 +481,20 @@ def test_warehouse_connection_agrees_with_dbt_settings(services):
     assert (
         f"@{env['HDP_WAREHOUSE_HOST']}:{env['HDP_WAREHOUSE_PORT']}/{env['HDP_WAREHOUSE_DB']}" in uri
     )
-    assert uri.startswith(
+    # tasks load as hdp_load, dbt transforms as hdp_dbt: two logins, neither the owner
+    init = env_of(services["airflow-init"])
+    assert uri.startswith("postgresql://hdp_load:${HDP_LOADER_PASSWORD")
+    assert env["HDP_WAREHOUSE_USER"] == "hdp_dbt"
+    assert init["HDP_TRANSFORMER_URL"].startswith(
         f"postgresql://{env['HDP_WAREHOUSE_USER']}:{env['HDP_WAREHOUSE_PASSWORD']}@"
     )
+    assert f"@{env['HDP_WAREHOUSE_HOST']}:" in init["HDP_TRANSFORMER_URL"]
+    owner = init["HDP_WAREHOUSE_OWNER_URL"]
+    assert "HDP_WAREHOUSE_OWNER_PASSWORD" in owner
+    for name, service in services.items():
+        if name != "airflow-init":
+            leaked = {v for v in env_of(service).values() if "HDP_WAREHOUSE_OWNER_PASSWORD" in v}
+            assert not leaked or name == "warehouse", f"{name} holds the owner's password"
     assert env["HDP_WAREHOUSE_HOST"] in services
     airflow = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
     assert airflow == env["HDP_AIRFLOW_DB_URL"], "two different Airflow metadata logins"

@@ -19,7 +19,7 @@ def loaded(platform):
     owner = connect(platform.his_owner)
     his.generate(owner, his.SimConfig(seed=7, scale=0.02, history_days=21))
     owner.close()
-    src, wh = connect(platform.his_reader), connect(platform.warehouse)
+    src, wh = connect(platform.his_reader), connect(platform.loader)
     yield platform, src, wh
     src.close()
     wh.close()
@@ -155,15 +155,17 @@ def test_next_day_brings_new_and_corrected_rows(loaded):
 
 
 def test_crash_mid_load_leaves_raw_as_it_was_and_rerun_finishes(loaded):
-    _, src, wh = loaded
+    platform, src, wh = loaded
     _extract_all(src, wh, "run-1")  # creates the raw tables
-    with wh.cursor() as cur:
+    owner = connect(platform.warehouse)  # the test's scaffolding needs more than the loader has
+    with owner.cursor() as cur:
         cur.execute("truncate raw_his.outpatient_visits")
         cur.execute("delete from audit.load_batch where table_name = 'outpatient_visits'")
         # the warehouse dies after 50 rows of the COPY
         cur.execute(
             """
             create sequence crash_after;
+            grant usage on sequence crash_after to hdp_loader;
             create function crash() returns trigger language plpgsql as $$
             begin
                 if nextval('crash_after') > 50 then raise exception 'simulated crash'; end if;
@@ -173,14 +175,15 @@ def test_crash_mid_load_leaves_raw_as_it_was_and_rerun_finishes(loaded):
                 for each row execute function crash();
             """
         )
-    wh.commit()
+    owner.commit()
     with pytest.raises(Exception, match="simulated crash"):
         extract_table(src, wh, MANIFEST, "outpatient_visits", "run-2")
     assert _scalar(wh, "select count(*) from raw_his.outpatient_visits") == 0
     assert _scalar(wh, "select status from audit.load_batch where run_id = 'run-2'") == "failed"
-    with wh.cursor() as cur:
+    with owner.cursor() as cur:
         cur.execute("drop trigger crash on raw_his.outpatient_visits")
-    wh.commit()
+    owner.commit()
+    owner.close()
     result = extract_table(src, wh, MANIFEST, "outpatient_visits", "run-2")
     source_rows = _scalar(src, "select count(*) from his.outpatient_visits")
     assert result.rows_written == source_rows

@@ -78,7 +78,7 @@ def test_lost_rows_fail_reconciliation_with_the_source(generated):
     from hdp.quality import validate_batch
 
     manifest = load_manifest("his")
-    src, wh = connect(generated.his_reader), connect(generated.warehouse)
+    src, wh = connect(generated.his_reader), connect(generated.loader)
     loaded = extract_table(src, wh, manifest, "patients", "run-1")
     with wh.cursor() as cur:  # rows vanish between load and gate
         cur.execute("delete from raw_his.patients where patient_id % 10 = 0")
@@ -87,7 +87,7 @@ def test_lost_rows_fail_reconciliation_with_the_source(generated):
     with pytest.raises(QualityGateFailed, match="expect_table_row_count_to_equal"):
         validate_batch(
             wh,
-            warehouse_url=generated.warehouse.url,
+            warehouse_url=generated.loader.url,
             quality_dir=settings.quality_dir,
             expectations_dir=settings.expectations_dir,
             batch_id=loaded.batch_id,

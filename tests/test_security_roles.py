@@ -214,21 +214,35 @@ def test_admin_reads_restricted_data(built):
 
 def test_audit_records_who_loaded_transformed_and_read(built, cluster):
     lg, as_role, _ = built
+    # the pipeline's own logins, never the owner: loads by hdp_load, dbt builds by hdp_dbt
     assert _rows(lg.warehouse, "select distinct loaded_by from audit.load_batch") == [
-        (lg.warehouse.user,)
+        (lg.loader.user,)
     ]
     built_marts = _rows(lg.warehouse, "select distinct model, built_by from audit.transform_run")
     assert {m for m, _ in built_marts} == {f"marts.{m}" for m in MARTS}
-    assert {b for _, b in built_marts} == {lg.warehouse.user}
+    assert {b for _, b in built_marts} == {lg.transformer.user}
+    owners = _rows(
+        lg.warehouse,
+        "select distinct n.nspname, pg_get_userbyid(c.relowner) from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname in ('raw_his', 'staging', 'intermediate', 'marts') "
+        "and c.relkind in ('r', 'v')",
+    )
+    assert sorted(owners) == [
+        ("intermediate", "hdp_transformer"),
+        ("marts", "hdp_transformer"),
+        ("raw_his", "hdp_loader"),
+        ("staging", "hdp_transformer"),
+    ]
     settings = dict(
         _rows(
             lg.admin,
             "select r.rolname, array_to_string(s.setconfig, ',') from pg_db_role_setting s "
             "join pg_roles r on r.oid = s.setrole where r.rolname = any(%s)",
-            ([*LOGINS, lg.warehouse.user],),
+            ([*LOGINS, lg.warehouse.user, lg.loader.user, lg.transformer.user],),
         )
     )
-    for name in [*LOGINS, lg.warehouse.user]:
+    for name in [*LOGINS, lg.warehouse.user, lg.loader.user, lg.transformer.user]:
         assert "log_statement=all" in settings[name], name
     marker = f"hdp_audit_probe_{secrets.token_hex(4)}"
     _rows(as_role["t_admin"], f"select count(*) as {marker} from raw_his.patients")
@@ -237,8 +251,13 @@ def test_audit_records_who_loaded_transformed_and_read(built, cluster):
 
 
 def test_roles_are_idempotent(built):
+    lg, as_role, depts = built
+    # a warehouse set up before the pipeline had its own logins: the owner built this table
+    _rows(lg.warehouse, "create table marts.t_legacy as select 1 as n")
     init_databases()  # again: roles, grants and logins stay as they are
-    _, as_role, depts = built
+    owner = "select pg_get_userbyid(relowner) from pg_class where oid = 'marts.t_legacy'::regclass"
+    assert _scalar(lg.warehouse, owner) == security.TRANSFORMER  # handed over: dbt may rebuild it
+    _rows(lg.transformer, "drop table marts.t_legacy")
     assert _rows(
         as_role["t_dept_analyst"], "select distinct department_key from marts.fct_encounter"
     ) == [(depts[0],)]

@@ -7,16 +7,16 @@
 set -euo pipefail
 
 : "${AIRFLOW_DB_PASSWORD:?set AIRFLOW_DB_PASSWORD in .env}"
-: "${HDP_WAREHOUSE_PASSWORD:?set HDP_WAREHOUSE_PASSWORD in .env}"
-: "${HDP_WAREHOUSE_USER:=hdp}"
+: "${HDP_WAREHOUSE_OWNER_PASSWORD:?set HDP_WAREHOUSE_OWNER_PASSWORD in .env}"
+: "${HDP_WAREHOUSE_OWNER:=hdp}"
 : "${HDP_WAREHOUSE_DB:=hdp}"
 
 # Values travel as psql variables (:'x' quotes a literal, :"x" an identifier), never spliced into
 # SQL text by the shell, so a password with quotes in it cannot break or inject anything.
 psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname postgres \
     -v airflow_password="$AIRFLOW_DB_PASSWORD" \
-    -v wh_user="$HDP_WAREHOUSE_USER" \
-    -v wh_password="$HDP_WAREHOUSE_PASSWORD" \
+    -v wh_user="$HDP_WAREHOUSE_OWNER" \
+    -v wh_password="$HDP_WAREHOUSE_OWNER_PASSWORD" \
     -v wh_db="$HDP_WAREHOUSE_DB" <<'SQL'
 select format('create role airflow login password %L', :'airflow_password')
 where not exists (select from pg_roles where rolname = 'airflow') \gexec

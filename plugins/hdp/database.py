@@ -1,6 +1,7 @@
 """Databases and roles of the platform, created idempotently on the embedded or an existing server.
 
-- `hdp`     the warehouse (owner `hdp_owner`): raw_<source>, audit, staging, intermediate, marts
+- `hdp`     the warehouse (owner `hdp_owner`): raw_<source>, audit, staging, intermediate, marts;
+            the pipeline logs in as `hdp_load` (extract, gate) and `hdp_dbt` (dbt), never as owner
 - `his`     the simulated HIS source (owner `his_owner`, read-only login `his_reader`)
 - `airflow` Airflow's metadata (owner `airflow`)
 """
@@ -90,7 +91,9 @@ class Login:
 @dataclass(frozen=True)
 class Logins:
     admin: Login
-    warehouse: Login
+    warehouse: Login  # the owner: set-up, migrations, identity refresh; never a pipeline task
+    loader: Login  # extract + gate (Airflow connection hdp_warehouse), member of hdp_loader
+    transformer: Login  # dbt (profile env HDP_WAREHOUSE_*), member of hdp_transformer
     his_owner: Login
     his_reader: Login
     airflow: Login
@@ -117,7 +120,9 @@ def logins(settings: Settings | None = None) -> Logins:
 
     return Logins(
         admin=Login.from_url(admin_url),
-        warehouse=login("AIRFLOW_CONN_HDP_WAREHOUSE", "hdp_owner", "warehouse_password", "hdp"),
+        warehouse=login("HDP_WAREHOUSE_OWNER_URL", "hdp_owner", "warehouse_password", "hdp"),
+        loader=login("AIRFLOW_CONN_HDP_WAREHOUSE", "hdp_load", "loader_password", "hdp"),
+        transformer=login("HDP_TRANSFORMER_URL", "hdp_dbt", "transformer_password", "hdp"),
         his_owner=login("HDP_HIS_OWNER_URL", "his_owner", "his_owner_password", "his"),
         his_reader=login("AIRFLOW_CONN_HIS_SOURCE", "his_reader", "his_reader_password", "his"),
         airflow=login("HDP_AIRFLOW_DB_URL", "airflow", "airflow_db_password", "airflow"),
@@ -230,11 +235,14 @@ def _init_warehouse(lg: Logins, settings: Settings) -> None:
 
 def _init_security(lg: Logins) -> None:
     """Least-privilege group roles, grants and statement logging (hdp.security)."""
-    from hdp.security import apply_roles
+    from hdp.security import LOADER, TRANSFORMER, apply_roles, create_login
 
     admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
     try:
         with admin, admin.cursor() as cur:
             apply_roles(cur, lg.warehouse.user, lg.warehouse.dbname)
+            # the pipeline's own service logins: extract + gate, and dbt (never the owner)
+            create_login(cur, lg.loader.user, lg.loader.password, LOADER)
+            create_login(cur, lg.transformer.user, lg.transformer.password, TRANSFORMER)
     finally:
         admin.close()

@@ -72,7 +72,11 @@ def source_columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
 def ensure_raw_table(wh, raw_schema: str, table: str, columns: list[tuple[str, str]]) -> None:
     """Create raw_<source>.<table> like the source plus load metadata; refuse silent drift."""
     with wh.cursor() as cur:
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(raw_schema)))
+        # set-up creates raw_<source> (security.apply_roles); the loader may lack CREATE on the
+        # database, which even `create schema if not exists` demands, so look first
+        cur.execute("select 1 from pg_namespace where nspname = %s", (raw_schema,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("create schema {}").format(sql.Identifier(raw_schema)))
         existing = source_columns(wh, raw_schema, table) if _exists(cur, raw_schema, table) else []
         wanted = columns + list(METADATA_COLUMNS)
         if not existing:

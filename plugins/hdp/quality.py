@@ -267,5 +267,5 @@ def record(wh, gate: GateResult) -> None:
     wh.commit()
     # dbt's staging joins on the verdicts: keep the planner's picture of the table current
     with wh.cursor() as cur:
-        cur.execute("analyze audit.load_batch")
+        cur.execute("select audit.analyze_load_batch()")
     wh.commit()

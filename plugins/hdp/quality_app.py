@@ -114,7 +114,7 @@ audit.quality_result.</p>
 
 @app.get("/", response_class=HTMLResponse)
 def page() -> str:
-    wh = connect(logins().warehouse)
+    wh = connect(logins().loader)
     try:
         return render(wh)
     finally:
@@ -123,7 +123,7 @@ def page() -> str:
 
 @app.get("/api/status")
 def status() -> dict:
-    wh = connect(logins().warehouse)
+    wh = connect(logins().loader)
     try:
         return {
             "tables": [

@@ -28,6 +28,8 @@ def _hex_key() -> str:
 GENERATORS: dict[str, Callable[[], str]] = {
     "pg_superuser_password": _password,
     "warehouse_password": _password,
+    "loader_password": _password,
+    "transformer_password": _password,
     "his_owner_password": _password,
     "his_reader_password": _password,
     "airflow_db_password": _password,

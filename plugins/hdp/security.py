@@ -10,7 +10,9 @@ Group roles (NOLOGIN; people and services log in with their own login roles, mem
                      mapped to the login in audit.analyst_department
 - `hdp_admin`        member of the warehouse owner: everything, including hdp_private
 
-The warehouse owner (`hdp_owner`) owns every object and runs the platform's own jobs. Secrets
+The warehouse owner (`hdp_owner`) owns the platform's schemas and audit tables and runs set-up;
+the pipeline logs in as `hdp_load` (member of hdp_loader: extract and gate) and `hdp_dbt`
+(member of hdp_transformer: dbt), so the tables each builds belong to its group. Secrets
 (identity key, new pseudonym keys) reach the database by COPY into a session temporary table,
 so they never appear in SQL text, in statement logs or in pg_stat_activity. See docs/security.md.
 """
@@ -74,6 +76,14 @@ def apply_roles(cur, owner: str, database: str) -> None:
     run = cur.execute
     run(q("grant connect on database {} to {}").format(sql.Identifier(database), _ident(*GROUPS)))
     run(q("grant {} to {}").format(o, sql.Identifier(ADMIN)))
+    # the owner (and so hdp_admin) keeps full rights over what the pipeline's groups build
+    run(q("grant {} to {}").format(_ident(LOADER, TRANSFORMER), o))
+    # GX and dbt use session temporary tables; the database is closed to PUBLIC (database.py)
+    run(
+        q("grant temporary on database {} to {}").format(
+            sql.Identifier(database), _ident(LOADER, TRANSFORMER)
+        )
+    )
     creators = [o, sql.Identifier(LOADER), sql.Identifier(TRANSFORMER)]
 
     def defaults(schema: str, privileges: str, grantees: Iterable[str]) -> None:
@@ -121,6 +131,7 @@ def apply_roles(cur, owner: str, database: str) -> None:
             _ident(TRANSFORMER)
         )
     )
+    run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
     run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
     run(
         q("grant execute on function audit.analyst_patient_keys() to {}").format(
@@ -145,6 +156,8 @@ def apply_roles(cur, owner: str, database: str) -> None:
         )
         defaults(schema, "select on tables", [ANALYST, DEPT_ANALYST])
 
+    _hand_over(cur, owner)
+
     # hdp_private: the transformer may compute pseudonyms, never read the key or identities.
     run(q("revoke all on schema hdp_private from public"))
     run(q("revoke all on all tables in schema hdp_private from public"))
@@ -153,6 +166,31 @@ def apply_roles(cur, owner: str, database: str) -> None:
     run(
         q("grant execute on function hdp_private.pseudonym(text) to {}").format(_ident(TRANSFORMER))
     )
+
+
+def _hand_over(cur, owner: str) -> None:
+    """Give relations the owner built in raw_* and the model schemas to the group that now
+    maintains them (warehouses set up before the pipeline ran as hdp_load / hdp_dbt): ANALYZE,
+    CREATE INDEX and dbt's drop-and-rename all need ownership."""
+    keepers = {schema: LOADER for schema in raw_schemas()} | dict.fromkeys(
+        MODEL_SCHEMAS, TRANSFORMER
+    )
+    cur.execute(
+        """
+        select n.nspname, c.relname, c.relkind from pg_class as c
+        join pg_namespace as n on n.oid = c.relnamespace
+        where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm')
+          and pg_get_userbyid(c.relowner) = %s
+        """,
+        (list(keepers), owner),
+    )
+    for schema, name, kind in cur.fetchall():
+        noun = {"v": "view", "m": "materialized view"}.get(kind, "table")
+        cur.execute(
+            sql.SQL("alter " + noun + " {}.{} owner to {}").format(
+                sql.Identifier(schema), sql.Identifier(name), sql.Identifier(keepers[schema])
+            )
+        )
 
 
 def _set_statement_logging(cur, role: str) -> None:

@@ -151,3 +151,15 @@ begin
 end
 $$;
 revoke all on function audit.analyst_patient_keys() from public;
+
+-- ANALYZE needs the table's owner (PostgreSQL 15); the loader keeps the planner's statistics of
+-- the load audit current through this function after each gate (dbt's staging joins on it).
+create or replace function audit.analyze_load_batch() returns void
+language plpgsql security definer
+set search_path = pg_catalog
+as $$
+begin
+    analyze audit.load_batch;
+end
+$$;
+revoke all on function audit.analyze_load_batch() from public;
