@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from hdp.config import load_settings
 from hdp.database import Logins, connect
 from hdp.extract import extract_table
 from hdp.manifest import load_manifest
-from hdp.quality import GateResult, QualityGateFailed, build_reports, validate_batch
+from hdp.quality import (
+    GateResult,
+    PublishBlocked,
+    QualityGateFailed,
+    build_reports,
+    publish_run,
+    validate_batch,
+)
 
 MANIFEST = load_manifest("his")
 
 
-def ingest(lg: Logins, run_id: str) -> dict[str, GateResult | QualityGateFailed]:
-    """Extract and gate every table; returns the gate result (or failure) per table."""
+def ingest(
+    lg: Logins, run_id: str, *, publish: bool = True
+) -> dict[str, GateResult | QualityGateFailed]:
+    """Extract and gate every table, then publish the run as the DAG does; returns the gate
+    result (or failure) per table. A blocked publish withholds the run's passed batches."""
     settings = load_settings()
     src, wh = connect(lg.his_reader), connect(lg.loader)
     outcome: dict[str, GateResult | QualityGateFailed] = {}
@@ -32,6 +44,9 @@ def ingest(lg: Logins, run_id: str) -> dict[str, GateResult | QualityGateFailed]
                 )
             except QualityGateFailed as exc:
                 outcome[spec.name] = exc
+        if publish:
+            with contextlib.suppress(PublishBlocked):  # the failing gate's outcome says why
+                publish_run(wh, source="his", run_id=run_id, tables=list(outcome))
     finally:
         src.close()
         wh.close()

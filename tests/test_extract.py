@@ -32,7 +32,7 @@ def _extract_all(src, wh, run_id: str) -> dict[str, int]:
 def _pass(wh, batch_ids) -> None:
     with wh.cursor() as cur:
         cur.execute(
-            "update audit.load_batch set status = 'passed' where batch_id = any(%s)",
+            "update audit.load_batch set status = 'published' where batch_id = any(%s)",
             (list(batch_ids),),
         )
     wh.commit()

@@ -77,6 +77,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return subprocess.call(args.command, env=env)
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Quality operations: replay quarantined rows after a fix."""
+    from hdp.config import load_settings
+    from hdp.database import connect, logins
+    from hdp.quality import replay_quarantine
+
+    ensure_database()
+    wh = connect(logins().loader)
+    try:
+        outcome = replay_quarantine(
+            wh,
+            source=args.source,
+            expectations_dir=load_settings().expectations_dir,
+            table=args.table,
+        )
+    finally:
+        wh.close()
+    for check_id, (released, held) in outcome.items():
+        print(f"{check_id}: {released} rows released, {held} still quarantined")
+    if not outcome:
+        print(f"no quarantined rows of source {args.source}")
+    print("released rows reach staging and the marts with the next hdp_transform run")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -98,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a command with the platform environment")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=cmd_run)
+
+    quality = sub.add_parser("quality", help="replay quarantined rows after a fix")
+    quality.add_argument("action", choices=["replay"])
+    quality.add_argument("--source", default="his")
+    quality.add_argument("--table", help="only this table (default: every table)")
+    quality.set_defaults(func=cmd_quality)
 
     from hdp import orchestrate
 

@@ -13,13 +13,14 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from hdp.config import load_settings
 from hdp.manifest import SourceManifest, all_manifests, load_manifest
+from hdp.notify import on_task_failure
 
 WAREHOUSE_CONN_ID = "hdp_warehouse"
 START_DATE = datetime(2024, 1, 1)
 
 
 def raw_asset(source: str) -> Asset:
-    """Asset updated when raw_<source> has a newly gated (passed) batch of every table."""
+    """Asset updated when a run of raw_<source> is published (every table validated)."""
     return Asset(f"hdp://warehouse/raw_{source}", group="raw")
 
 
@@ -29,7 +30,13 @@ def _default_args(owner: str) -> dict:
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
+        # log by default; webhook / email by configuration (HDP_ALERT_CHANNELS, hdp.notify)
+        "on_failure_callback": on_task_failure,
     }
+
+
+class QualityGateFailed(AirflowFailException):
+    """A gate's verdict on the data (never retried); its message names checks, not values."""
 
 
 def _login(conn_id: str):
@@ -53,6 +60,82 @@ def _login(conn_id: str):
     )
 
 
+def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
+    from hdp.database import connect
+    from hdp.extract import extract_table
+
+    src = connect(_login(manifest.conn_id))
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        result = extract_table(src, wh, manifest, table, run_id)
+    finally:
+        src.close()
+        wh.close()
+    return {"table": table, "batch_id": result.batch_id, "rows": result.rows_written}
+
+
+def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
+    from hdp.database import connect
+    from hdp.quality import QualityGateFailed as GateFailed
+    from hdp.quality import validate_batch
+
+    settings = load_settings()
+    login = _login(WAREHOUSE_CONN_ID)
+    wh = connect(login)
+    try:
+        result = validate_batch(
+            wh,
+            warehouse_url=login.url,
+            quality_dir=settings.quality_dir,
+            expectations_dir=settings.expectations_dir,
+            batch_id=loaded["batch_id"],
+            source=manifest.source,
+            table=loaded["table"],
+            primary_key=list(manifest.table(loaded["table"]).primary_key),
+        )
+    except GateFailed as exc:
+        # a failed gate is a verdict on the data: retrying would not change it
+        raise QualityGateFailed(str(exc)) from exc
+    finally:
+        wh.close()
+    return {**loaded, "checks": len(result.checks), "quarantined": result.rows_quarantined}
+
+
+def run_freshness(manifest: SourceManifest, run_id: str) -> None:
+    from hdp.database import connect
+    from hdp.freshness import check_freshness
+
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        verdict = check_freshness(
+            wh, source=manifest.source, run_id=run_id, max_age_hours=manifest.freshness_hours
+        )
+    finally:
+        wh.close()
+    if verdict.is_stale:
+        raise AirflowFailException(verdict.message())
+    print(verdict.message())
+
+
+def run_publish(manifest: SourceManifest, run_id: str) -> dict:
+    from hdp.database import connect
+    from hdp.quality import PublishBlocked, build_reports, publish_run
+
+    settings = load_settings()
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        rows = publish_run(
+            wh, source=manifest.source, run_id=run_id, tables=[t.name for t in manifest.tables]
+        )
+    except PublishBlocked as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        wh.close()
+        print(f"quality report: {build_reports(settings.quality_dir)}")
+    print(f"raw_{manifest.source} published rows per table: {rows}")
+    return rows
+
+
 def build_ingest_dag(source: str):
     manifest: SourceManifest = load_manifest(source)
 
@@ -69,72 +152,45 @@ def build_ingest_dag(source: str):
 ### Ingest `{source}` → `raw_{source}`
 {manifest.description}.
 
-1. **extract** (one mapped task per table): rows changed since the last *passed* batch
+1. **extract** (one mapped task per table): rows changed since the last *published* batch
    (watermark column per table) are streamed by binary COPY into `raw_{source}.<table>`,
    with `_batch_id`, `_extracted_at`, `_source` on every row; `audit.load_batch` records
    rows read/written, duration and status. A retry replaces the batch: no duplicates.
-2. **gate** (one per table): the Great Expectations suite `raw_{source}.<table>`
-   (`expectations/{source}.py`). A failure rejects the batch (never published), fails the
-   task with the failing checks named, and stops the transform.
-3. **publish**: emits the asset `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`.
+2. **gate** (one per table): the checks catalogue `expectations/{source}.yml`. Row-level
+   checks quarantine bad rows (`audit.row_issue`: key, check, fault; never the value);
+   batch-level checks (Great Expectations, volume) block or warn. A blocking failure rejects
+   the batch and fails the task with the failing checks named.
+3. **freshness**: alerts when `{source}` has delivered nothing for {manifest.freshness_hours:g} h.
+4. **publish** (write-audit-publish): promotes every batch of the run in one transaction, or
+   none when a gate failed (siblings are *withheld*), then emits the asset
+   `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`.
 
-Quality report: Data Docs under `$HDP_HOME/quality/gx/uncommitted/data_docs/local_site/`.
+Review: **Data quality** in the menu (`/hdp-quality/`), and GX Data Docs under
+`$HDP_HOME/quality/gx/uncommitted/data_docs/local_site/`.
 """,
     )
     def ingest():
         @task(map_index_template="{{ task.op_kwargs['table'] }}")
         def extract(table: str) -> dict:
-            from hdp.database import connect
-            from hdp.extract import extract_table
-
-            run_id = get_current_context()["run_id"]
-            src = connect(_login(manifest.conn_id))
-            wh = connect(_login(WAREHOUSE_CONN_ID))
-            try:
-                result = extract_table(src, wh, manifest, table, run_id)
-            finally:
-                src.close()
-                wh.close()
-            return {"table": table, "batch_id": result.batch_id, "rows": result.rows_written}
+            return run_extract(manifest, table, get_current_context()["run_id"])
 
         @task(retries=0, map_index_template="{{ task.op_kwargs['loaded']['table'] }}")
         def gate(loaded: dict) -> dict:
-            from hdp.database import connect
-            from hdp.quality import QualityGateFailed, validate_batch
+            return run_gate(manifest, loaded)
 
-            settings = load_settings()
-            login = _login(WAREHOUSE_CONN_ID)
-            wh = connect(login)
-            try:
-                result = validate_batch(
-                    wh,
-                    warehouse_url=login.url,
-                    quality_dir=settings.quality_dir,
-                    expectations_dir=settings.expectations_dir,
-                    batch_id=loaded["batch_id"],
-                    source=manifest.source,
-                    table=loaded["table"],
-                    primary_key=list(manifest.table(loaded["table"]).primary_key),
-                )
-            except QualityGateFailed as exc:
-                # a failed gate is a verdict on the data: retrying would not change it
-                raise AirflowFailException(str(exc)) from exc
-            finally:
-                wh.close()
-            return {**loaded, "checks": len(result.checks)}
+        @task(retries=0, trigger_rule="all_done")
+        def freshness() -> None:
+            run_freshness(manifest, get_current_context()["run_id"])
 
-        @task(outlets=[raw_asset(source)])
-        def publish(gated: list[dict]) -> dict:
-            from hdp.quality import build_reports
-
-            report = build_reports(load_settings().quality_dir)
-            print(f"quality report: {report}")
-            rows = {g["table"]: g["rows"] for g in gated}
-            print(f"raw_{source} batches passed the gate: {rows}")
-            return rows
+        # all_done: with a failed gate, publish still runs to withhold the run's other batches
+        @task(outlets=[raw_asset(source)], trigger_rule="all_done")
+        def publish() -> dict:
+            return run_publish(manifest, get_current_context()["run_id"])
 
         loaded = extract.expand(table=[t.name for t in manifest.tables])
-        publish(gate.expand(loaded=loaded))
+        gated = gate.expand(loaded=loaded)
+        loaded >> freshness()
+        gated >> publish()
 
     return ingest()
 
@@ -160,7 +216,8 @@ def build_transform_dag():
 ### Transform: dbt star schema
 Runs when every source's raw asset has been updated by a gated ingest. Each dbt model is a
 task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
-whose status is `passed` in `audit.load_batch`. Marts enforce contracts.
+whose status is `published` in `audit.load_batch`, less quarantined rows. Marts enforce
+contracts.
 """,
     )
     def transform():

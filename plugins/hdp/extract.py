@@ -141,7 +141,7 @@ def _interval(wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_r
         cur.execute(
             """
             select max(high_watermark) from audit.load_batch
-            where source = %s and table_name = %s and status = 'passed'
+            where source = %s and table_name = %s and status = 'published'
             """,
             (manifest.source, spec.name),
         )
@@ -214,7 +214,7 @@ def _copy_stream(src, wh, copy_out: str, copy_in: str) -> tuple[int, int]:
 
 
 def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) -> LoadResult:
-    """Load the rows of `table` changed since the last passed batch into raw_<source>.<table>.
+    """Load the rows of `table` changed since the last published batch into raw_<source>.<table>.
 
     `src` and `wh` are psycopg2 connections to the source and the warehouse. Idempotent per
     run_id: a retry replaces the batch's rows inside one warehouse transaction.

@@ -28,6 +28,7 @@ class SourceManifest:
     schedule: str
     owner: str
     contains_personal_data: bool
+    freshness_hours: float  # alert when the source has delivered no row for this long
     tables: tuple[TableSpec, ...]
 
     @property
@@ -60,6 +61,7 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         schedule=data.get("schedule", "@daily"),
         owner=data.get("owner", "data-platform"),
         contains_personal_data=bool(data.get("contains_personal_data", True)),
+        freshness_hours=float(data.get("freshness_hours", 26)),
         tables=tables,
     )
 

@@ -18,6 +18,8 @@ app = FastAPI(title="HDP data quality", docs_url=None, redoc_url=None)
 
 STATUS_COLOURS = {
     "passed": "#1a7f37",
+    "published": "#1a7f37",
+    "withheld": "#9a6700",
     "rejected": "#cf222e",
     "failed": "#cf222e",
     "loaded": "#9a6700",
@@ -60,6 +62,44 @@ def _spark(points: list[tuple[int, str, int | None, int]]) -> str:
     return f'<svg width="{len(points) * 9}" height="30">{"".join(bars)}</svg>'
 
 
+def _freshness_html(wh) -> str:
+    from hdp import freshness
+
+    rows = [
+        "<tr>"
+        f"<td>{escape(f.source)}</td>"
+        f"<td>{_badge('rejected', 'STALE') if f.is_stale else _badge('passed', 'fresh')}</td>"
+        f'<td class="muted">{escape(str(f.last_delivery or "never"))[:19]}</td>'
+        f'<td class="num">{"" if f.age_hours is None else f"{f.age_hours:.1f} h"}</td>'
+        f'<td class="num">{f.max_age_hours:g} h</td>'
+        "</tr>"
+        for f in freshness.latest(wh)
+    ]
+    if not rows:
+        return "<p class='muted'>No freshness check has run yet.</p>"
+    head = (
+        "<tr><th>source</th><th>status</th><th>last delivery</th><th>age</th><th>deadline</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _quarantine_html(wh) -> str:
+    rows = [
+        "<tr>"
+        f"<td>{escape(src)}.{escape(table)}</td><td>{escape(check)}</td><td>{escape(cat)}</td>"
+        f'<td class="num">{held}</td><td class="num">{released}</td><td class="num">{warned}</td>'
+        "</tr>"
+        for src, table, check, cat, held, released, warned in quality_history.quarantine(wh)
+    ]
+    if not rows:
+        return "<p class='muted'>No row has failed a row-level check.</p>"
+    head = (
+        "<tr><th>table</th><th>check</th><th>category</th><th>held</th><th>released</th>"
+        "<th>flagged (warn)</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def render(wh) -> str:
     tables = quality_history.latest(wh)
     changed = quality_history.changes(wh)
@@ -92,7 +132,10 @@ def render(wh) -> str:
     else:
         changes_html = "<p class='muted'>No failing check, and nothing resolved since then.</p>"
     sources = sorted({t.source for t in tables})
-    verdict = {s: all(t.status == "passed" for t in tables if t.source == s) for s in sources}
+    verdict = {
+        s: all(t.status in ("passed", "published") for t in tables if t.source == s)
+        for s in sources
+    }
     summary = " ".join(
         f"{escape(s)} {_badge('passed' if ok else 'rejected', 'ok' if ok else 'failing')}"
         for s, ok in verdict.items()
@@ -107,6 +150,12 @@ def render(wh) -> str:
 {"".join(rows)}</table>
 <h2>Changes since the previous batch</h2>
 {changes_html}
+<h2>Source freshness</h2>
+{_freshness_html(wh)}
+<h2>Row-level quarantine</h2>
+{_quarantine_html(wh)}
+<p class="muted">Rows are listed by check, never by value; after a fix,
+<code>python -m hdp quality replay --source &lt;source&gt;</code> releases rows that now pass.</p>
 <p class="muted">Full results: GX Data Docs under $HDP_HOME/quality; every check is stored in
 audit.quality_result.</p>
 </body></html>"""

@@ -32,15 +32,23 @@ class CheckChange:
     observed: str | None
 
 
+# A check *fails* when it blocked its batch, or warned at batch level. Row-level results (rows
+# quarantined or flagged) are reported per check in the quarantine section instead: a few bad
+# rows a day are routine, not a change to review.
+FAILING = (
+    "coalesce(q.status = 'fail' or (q.status = 'warn' and q.check_name <> 'row_check'), "
+    "not q.success)"
+)
+
 LATEST = """
 with gated as (
     select b.*, row_number() over (
         partition by b.source, b.table_name order by b.batch_id desc) as recency
     from audit.load_batch b
-    where b.status in ('passed', 'rejected', 'failed', 'loaded')
+    where b.status in ('passed', 'published', 'withheld', 'rejected', 'failed', 'loaded')
 )
 select g.source, g.table_name, g.batch_id, g.status, g.rows_written, g.finished_at,
-    count(q.*) filter (where q.success), count(q.*) filter (where not q.success)
+    count(q.*) filter (where not {failing}), count(q.*) filter (where {failing})
 from gated g
 left join audit.quality_result q using (batch_id)
 where g.recency = 1
@@ -56,11 +64,12 @@ with gated as (
     where exists (select 1 from audit.quality_result q where q.batch_id = b.batch_id)
 ),
 current_run as (
-    select g.source, g.table_name, q.check_name, q.column_name, q.success, q.observed_value
+    select g.source, g.table_name, q.check_name, q.column_name, not {failing} as success,
+        q.observed_value
     from gated g join audit.quality_result q using (batch_id) where g.recency = 1
 ),
 previous_run as (
-    select g.source, g.table_name, q.check_name, q.column_name, q.success
+    select g.source, g.table_name, q.check_name, q.column_name, not {failing} as success
     from gated g join audit.quality_result q using (batch_id) where g.recency = 2
 )
 select c.source, c.table_name, c.check_name, c.column_name,
@@ -82,7 +91,7 @@ order by 5, 1, 2, 3
 TREND = """
 select source, table_name, batch_id, status, rows_written, finished_at,
     (select count(*) from audit.quality_result q
-     where q.batch_id = b.batch_id and not q.success) as failed
+     where q.batch_id = b.batch_id and {failing}) as failed
 from (
     select b.*, row_number() over (
         partition by source, table_name order by batch_id desc) as recency
@@ -95,7 +104,7 @@ order by source, table_name, batch_id
 
 def latest(wh) -> list[TableQuality]:
     with wh.cursor() as cur:
-        cur.execute(LATEST)
+        cur.execute(LATEST.format(failing=FAILING))
         rows = [TableQuality(*r) for r in cur.fetchall()]
     wh.rollback()
     return rows
@@ -103,7 +112,7 @@ def latest(wh) -> list[TableQuality]:
 
 def changes(wh) -> list[CheckChange]:
     with wh.cursor() as cur:
-        cur.execute(CHANGES)
+        cur.execute(CHANGES.format(failing=FAILING))
         rows = [CheckChange(*r) for r in cur.fetchall()]
     wh.rollback()
     return rows
@@ -112,9 +121,29 @@ def changes(wh) -> list[CheckChange]:
 def trend(wh, last: int = 10) -> dict[tuple[str, str], list[tuple[int, str, int | None, int]]]:
     """Per table, the last `last` batches: (batch_id, status, rows, failed checks)."""
     with wh.cursor() as cur:
-        cur.execute(TREND, (last,))
+        cur.execute(TREND.format(failing=FAILING), (last,))
         out: dict[tuple[str, str], list[tuple[int, str, int | None, int]]] = {}
         for source, table, batch_id, status, rows, _finished, failed in cur.fetchall():
             out.setdefault((source, table), []).append((batch_id, status, rows, failed))
     wh.rollback()
     return out
+
+
+QUARANTINE = """
+select source, table_name, check_id, category,
+    count(*) filter (where action = 'quarantine' and released_at is null) as held,
+    count(*) filter (where action = 'quarantine' and released_at is not null) as released,
+    count(*) filter (where action = 'warn') as warned
+from audit.row_issue
+group by 1, 2, 3, 4
+order by 1, 2, 3
+"""
+
+
+def quarantine(wh) -> list[tuple[str, str, str, str, int, int, int]]:
+    """Per check: rows held in quarantine, released by replay, and flagged (warn)."""
+    with wh.cursor() as cur:
+        cur.execute(QUARANTINE)
+        rows = cur.fetchall()
+    wh.rollback()
+    return rows

@@ -109,35 +109,7 @@ def apply_roles(cur, owner: str, database: str) -> None:
         defaults(schema, f"{rw} on tables", [LOADER])
         defaults(schema, "select on tables", [TRANSFORMER])
 
-    # audit: the loader records loads and gate results; the transformer reads them (dbt only
-    # publishes passed batches) and records its builds; department analysts read their mapping.
-    run(q("grant usage on schema audit to {}").format(_ident(LOADER, TRANSFORMER, DEPT_ANALYST)))
-    # a gate rerun replaces its batch's results; no one but the owner deletes a load record
-    run(q("grant select, insert, update on audit.load_batch to {}").format(_ident(LOADER)))
-    run(
-        q("grant select, insert, update, delete on audit.quality_result to {}").format(
-            _ident(LOADER)
-        )
-    )
-    run(q("grant usage, select on all sequences in schema audit to {}").format(_ident(LOADER)))
-    run(
-        q("grant select on audit.load_batch, audit.quality_result to {}").format(
-            _ident(TRANSFORMER)
-        )
-    )
-    run(q("grant select, insert on audit.transform_run to {}").format(_ident(TRANSFORMER)))
-    run(
-        q("grant usage on sequence audit.transform_run_transform_id_seq to {}").format(
-            _ident(TRANSFORMER)
-        )
-    )
-    run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
-    run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
-    run(
-        q("grant execute on function audit.analyst_patient_keys() to {}").format(
-            _ident(DEPT_ANALYST)
-        )
-    )
+    _grant_audit(cur)
 
     # models: the transformer builds them; analysts read the marts only.
     for schema in MODEL_SCHEMAS:
@@ -165,6 +137,43 @@ def apply_roles(cur, owner: str, database: str) -> None:
     run(q("grant usage on schema hdp_private to {}").format(_ident(TRANSFORMER)))
     run(
         q("grant execute on function hdp_private.pseudonym(text) to {}").format(_ident(TRANSFORMER))
+    )
+
+
+def _grant_audit(cur) -> None:
+    q, run = sql.SQL, cur.execute
+    # audit: the loader records loads and gate results; the transformer reads them (dbt only
+    # publishes passed batches) and records its builds; department analysts read their mapping.
+    run(q("grant usage on schema audit to {}").format(_ident(LOADER, TRANSFORMER, DEPT_ANALYST)))
+    # a gate rerun replaces its batch's results; no one but the owner deletes a load record
+    run(q("grant select, insert, update on audit.load_batch to {}").format(_ident(LOADER)))
+    run(
+        q("grant select, insert, update, delete on audit.quality_result to {}").format(
+            _ident(LOADER)
+        )
+    )
+    # quarantine: the gate records row issues (a rerun replaces its batch's), replay releases
+    run(q("grant select, insert, update, delete on audit.row_issue to {}").format(_ident(LOADER)))
+    run(q("grant select, insert on audit.freshness_check to {}").format(_ident(LOADER)))
+    run(q("grant select on audit.row_issue to {}").format(_ident(TRANSFORMER)))
+    run(q("grant usage, select on all sequences in schema audit to {}").format(_ident(LOADER)))
+    run(
+        q("grant select on audit.load_batch, audit.quality_result to {}").format(
+            _ident(TRANSFORMER)
+        )
+    )
+    run(q("grant select, insert on audit.transform_run to {}").format(_ident(TRANSFORMER)))
+    run(
+        q("grant usage on sequence audit.transform_run_transform_id_seq to {}").format(
+            _ident(TRANSFORMER)
+        )
+    )
+    run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
+    run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
+    run(
+        q("grant execute on function audit.analyst_patient_keys() to {}").format(
+            _ident(DEPT_ANALYST)
+        )
     )
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from hdp.config import load_settings
 from hdp.database import connect, logins
 from hdp.quality import data_docs_index
+from hdp.quality_history import FAILING
 
 MARTS = (
     "dim_patient",
@@ -32,6 +33,7 @@ class TableStatus:
     checks_passed: int
     checks_failed: int
     failed_checks: str
+    quarantined: int = 0  # rows held back by row-level checks, over every batch
 
 
 def _count(cur, relation: str) -> int | None:
@@ -56,11 +58,11 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                 source_rows = _count(scur, f"{manifest.schema}.{spec.name}")
                 raw_rows = _count(cur, f"{manifest.raw_schema}.{spec.name}") or 0
                 cur.execute(
-                    """
+                    f"""
                     select b.batch_id, b.rows_written, b.status,
-                        count(*) filter (where q.success),
-                        count(*) filter (where not q.success),
-                        string_agg(case when not q.success then q.check_name
+                        count(*) filter (where not {FAILING}),
+                        count(*) filter (where {FAILING}),
+                        string_agg(case when {FAILING} then coalesce(q.check_id, q.check_name)
                             || coalesce('(' || q.column_name || ')', '') end, ', ')
                     from audit.load_batch b
                     left join audit.quality_result q using (batch_id)
@@ -70,6 +72,12 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                     (manifest.source, spec.name),
                 )
                 row = cur.fetchone() or (None, None, None, 0, 0, None)
+                cur.execute(
+                    "select count(*) from audit.row_issue where source = %s and table_name = %s "
+                    "and action = 'quarantine' and released_at is null",
+                    (manifest.source, spec.name),
+                )
+                held = int(cur.fetchone()[0])
                 statuses.append(
                     TableStatus(
                         spec.name,
@@ -80,6 +88,7 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                         row[3],
                         row[4],
                         row[5] or "",
+                        held,
                     )
                 )
             marts = {name: _count(cur, f"marts.{name}") for name in MARTS}
@@ -93,10 +102,17 @@ def print_summary(started_at: float | None = None) -> None:
     console = Console(width=max(110, Console().width))
     statuses, marts = collect()
     table = Table(title="HIS → raw_his: last batch per table and its quality gate")
-    for col in ("table", "source rows", "raw rows", "last batch rows", "status", "checks ✓", "✗"):
+    columns = ("table", "source rows", "raw rows", "last batch rows", "status", "checks ✓", "✗")
+    for col in (*columns, "quarantined"):
         table.add_column(col, justify="left" if col in ("table", "status") else "right")
     for s in statuses:
-        style = {"passed": "green", "rejected": "red", "failed": "red"}.get(s.last_status or "")
+        style = {
+            "passed": "green",
+            "published": "green",
+            "withheld": "yellow",
+            "rejected": "red",
+            "failed": "red",
+        }.get(s.last_status or "")
         table.add_row(
             s.table,
             str(s.source_rows),
@@ -105,6 +121,7 @@ def print_summary(started_at: float | None = None) -> None:
             f"[{style}]{s.last_status}[/]" if style else str(s.last_status),
             str(s.checks_passed),
             str(s.checks_failed),
+            str(s.quarantined),
         )
     console.print(table)
     for s in statuses:

@@ -163,3 +163,97 @@ begin
 end
 $$;
 revoke all on function audit.analyze_load_batch() from public;
+
+-- ---------------------------------------------------------------------------------------------
+-- Write-audit-publish, row-level quarantine and the checks catalogue (issue 5; hdp.quality).
+-- ---------------------------------------------------------------------------------------------
+
+-- A batch is extracted (loaded), validated (passed | rejected), then published with every other
+-- table of its run in one transaction (published), or held back because a sibling failed
+-- (withheld). Staging reads published batches only.
+alter table audit.load_batch drop constraint if exists load_batch_status_check;
+alter table audit.load_batch add constraint load_batch_status_check check (
+    status in ('loading', 'loaded', 'passed', 'rejected', 'failed', 'published', 'withheld')
+);
+alter table audit.load_batch add column if not exists rows_quarantined bigint;
+alter table audit.load_batch add column if not exists published_at timestamptz;
+
+-- Each check result names its catalogue entry (expectations/<source>.yml).
+alter table audit.quality_result add column if not exists check_id text;
+alter table audit.quality_result add column if not exists category text;
+alter table audit.quality_result add column if not exists severity text;
+alter table audit.quality_result add column if not exists threshold text;
+alter table audit.quality_result add column if not exists status text;
+
+-- Rows that failed a row-level check: the row's key, the check and the kind of fault, never
+-- the offending value. action quarantine: the row is not published until released (replay);
+-- action warn: the row proceeds and is only counted.
+create table if not exists audit.row_issue (
+    issue_id bigserial primary key,
+    batch_id bigint not null references audit.load_batch (batch_id),
+    source text not null,
+    table_name text not null,
+    record_key text not null,
+    check_id text not null,
+    column_name text,
+    category text not null,
+    action text not null check (action in ('quarantine', 'warn')),
+    detected_at timestamptz not null default now(),
+    released_at timestamptz,
+    released_by text
+);
+create index if not exists row_issue_batch_idx on audit.row_issue (batch_id, table_name);
+
+-- When each source last delivered rows, checked against its deadline (manifest `freshness`).
+create table if not exists audit.freshness_check (
+    check_id bigserial primary key,
+    source text not null,
+    run_id text not null,
+    last_delivery timestamptz,
+    age_hours double precision,
+    max_age_hours double precision not null,
+    is_stale boolean not null,
+    checked_at timestamptz not null default now()
+);
+
+-- Helpers the row-level checks call (SQL conditions in expectations/<source>.yml).
+-- Dates as HIS front ends write them: 1980-01-02, 1980/1/2, 1980.1.2, 19800102; else null.
+create or replace function audit.parse_cn_date(value text) returns date
+language plpgsql immutable parallel safe
+as $$
+declare
+    t text := btrim(value);
+    parts text[];
+begin
+    if t ~ '^[0-9]{8}$' then
+        return make_date(substr(t, 1, 4)::int, substr(t, 5, 2)::int, substr(t, 7, 2)::int);
+    elsif t ~ '^[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}$' then
+        parts := regexp_split_to_array(t, '[-/.]');
+        return make_date(parts[1]::int, parts[2]::int, parts[3]::int);
+    end if;
+    return null;
+exception when others then
+    return null;
+end
+$$;
+
+-- GB 11643-1999 resident identity card number: 17 digits, a valid birth date, and the check
+-- character of ISO 7064 MOD 11-2.
+create or replace function audit.is_valid_cn_id_card(value text) returns boolean
+language plpgsql immutable parallel safe
+as $$
+declare
+    c text := upper(btrim(value));
+    weights int[] := array[7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    total int := 0;
+begin
+    if c is null or c !~ '^[0-9]{17}[0-9X]$' then
+        return false;
+    end if;
+    for i in 1..17 loop
+        total := total + weights[i] * substr(c, i, 1)::int;
+    end loop;
+    return substr('10X98765432', total % 11 + 1, 1) = substr(c, 18, 1)
+        and audit.parse_cn_date(substr(c, 7, 8)) is not null;
+end
+$$;

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ accepted_batches(source('raw_his', 'departments')) }}
+    {{ published_rows('raw_his', 'departments', 'dept_code') }}
 ),
 
 latest as (

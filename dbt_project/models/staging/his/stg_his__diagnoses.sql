@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ accepted_batches(source('raw_his', 'diagnoses')) }}
+    {{ published_rows('raw_his', 'diagnoses', 'diagnosis_id') }}
 ),
 
 latest as (

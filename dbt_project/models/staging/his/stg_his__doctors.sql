@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ accepted_batches(source('raw_his', 'doctors')) }}
+    {{ published_rows('raw_his', 'doctors', 'doctor_id') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ accepted_batches(source('raw_his', 'inpatient_admissions')) }}
+    {{ published_rows('raw_his', 'inpatient_admissions', 'admission_id') }}
 ),
 
 latest as (

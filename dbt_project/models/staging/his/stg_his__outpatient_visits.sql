@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ accepted_batches(source('raw_his', 'outpatient_visits')) }}
+    {{ published_rows('raw_his', 'outpatient_visits', 'visit_id') }}
 ),
 
 latest as (

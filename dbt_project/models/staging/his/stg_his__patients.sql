@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ accepted_batches(source('raw_his', 'patients')) }}
+    {{ published_rows('raw_his', 'patients', 'patient_id') }}
 ),
 
 latest as (
