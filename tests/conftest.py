@@ -68,7 +68,7 @@ def reset_platform_databases(pg_admin_dsn: str) -> None:
     admin = psycopg2.connect(pg_admin_dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
-        for db in (lg.warehouse.dbname, lg.his_owner.dbname):
+        for db in (lg.warehouse.dbname, lg.his_owner.dbname, lg.pharmacy_owner.dbname):
             cur.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db))
             )

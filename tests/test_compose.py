@@ -73,7 +73,10 @@ ADMIN_ONLY_VARS = {
     "HDP_TRANSFORMER_URL": {"airflow-init"},
 }
 # The simulator's write login to the demo HIS (tasks read through AIRFLOW_CONN_HIS_SOURCE).
-DEMO_ONLY_VARS = {"HDP_HIS_OWNER_URL": {"his-simulator"}}
+DEMO_ONLY_VARS = {
+    "HDP_HIS_OWNER_URL": {"his-simulator"},
+    "HDP_PHARMACY_OWNER_URL": {"his-simulator"},
+}
 # Meaningful only for the embedded cluster and `airflow standalone` of a developer machine, or
 # simulator knobs with defaults in hdp.config.
 NOT_FOR_COMPOSE = {

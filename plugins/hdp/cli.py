@@ -44,12 +44,14 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    """Simulated sources: the HIS, and the pharmacy that follows the HIS's days."""
     from hdp.database import connect, logins
-    from hdp.simulator import his
+    from hdp.simulator import his, pharmacy
 
     ensure_database()
     settings = load_settings()
-    conn = connect(logins().his_owner)
+    lg = logins()
+    conn, pharm = connect(lg.his_owner), connect(lg.pharmacy_owner)
     try:
         if args.action == "generate":
             config = his.SimConfig(
@@ -59,12 +61,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
             )
             counts = his.generate(conn, config)
             print(f"HIS source generated (seed {config.seed}, scale {config.scale}): {counts}")
+            counts = pharmacy.generate(pharm, conn, pharmacy.PharmacyConfig(seed=config.seed))
+            print(f"pharmacy source generated: {counts}")
         else:
             for _ in range(args.days or 1):
                 counts = his.advance_day(conn)
                 print(f"HIS advanced one day: {counts}")
+                counts = pharmacy.advance_day(pharm, conn)
+                print(f"pharmacy advanced one day: {counts}")
     finally:
         conn.close()
+        pharm.close()
     return 0
 
 
@@ -113,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["start", "stop", "status", "init"])
     db.set_defaults(func=cmd_db)
 
-    sim = sub.add_parser("sim", help="simulated HIS source: generate history, advance days")
+    sim = sub.add_parser(
+        "sim", help="simulated HIS and pharmacy sources: generate history, advance days"
+    )
     sim.add_argument("action", choices=["generate", "advance"])
     sim.add_argument("--scale", type=float)
     sim.add_argument("--seed", type=int)

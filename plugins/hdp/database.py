@@ -3,6 +3,7 @@
 - `hdp`     the warehouse (owner `hdp_owner`): raw_<source>, audit, staging, intermediate, marts;
             the pipeline logs in as `hdp_load` (extract, gate) and `hdp_dbt` (dbt), never as owner
 - `his`     the simulated HIS source (owner `his_owner`, read-only login `his_reader`)
+- `pharmacy` the simulated pharmacy source (owner `pharmacy_owner`, reader `pharmacy_reader`)
 - `airflow` Airflow's metadata (owner `airflow`)
 """
 
@@ -96,7 +97,16 @@ class Logins:
     transformer: Login  # dbt (profile env HDP_WAREHOUSE_*), member of hdp_transformer
     his_owner: Login
     his_reader: Login
+    pharmacy_owner: Login
+    pharmacy_reader: Login
     airflow: Login
+
+    def simulated_sources(self) -> list[tuple[str, Login, Login]]:
+        """(source, owner login, read-only login) of each simulated source database."""
+        return [
+            ("his", self.his_owner, self.his_reader),
+            ("pharmacy", self.pharmacy_owner, self.pharmacy_reader),
+        ]
 
 
 def _server(settings: Settings) -> tuple[str, int, str]:
@@ -125,6 +135,15 @@ def logins(settings: Settings | None = None) -> Logins:
         transformer=login("HDP_TRANSFORMER_URL", "hdp_dbt", "transformer_password", "hdp"),
         his_owner=login("HDP_HIS_OWNER_URL", "his_owner", "his_owner_password", "his"),
         his_reader=login("AIRFLOW_CONN_HIS_SOURCE", "his_reader", "his_reader_password", "his"),
+        pharmacy_owner=login(
+            "HDP_PHARMACY_OWNER_URL", "pharmacy_owner", "pharmacy_owner_password", "pharmacy"
+        ),
+        pharmacy_reader=login(
+            "AIRFLOW_CONN_PHARMACY_SOURCE",
+            "pharmacy_reader",
+            "pharmacy_reader_password",
+            "pharmacy",
+        ),
         airflow=login("HDP_AIRFLOW_DB_URL", "airflow", "airflow_db_password", "airflow"),
     )
 
@@ -178,7 +197,8 @@ def init_databases(all_logins: Logins | None = None) -> None:
     admin = psycopg2.connect(lg.admin.dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
-        managed = [lg.warehouse, lg.airflow] + ([lg.his_owner, lg.his_reader] if with_his else [])
+        sources = lg.simulated_sources() if with_his else []
+        managed = [lg.warehouse, lg.airflow] + [x for _, o, r in sources for x in (o, r)]
         for login in managed:
             _ensure_role(cur, login)
         # PostgreSQL logs every statement of the platform's warehouse service login (it reads
@@ -186,30 +206,54 @@ def init_databases(all_logins: Logins | None = None) -> None:
         _log_statements(cur, lg.warehouse.user)
         _ensure_database(cur, lg.warehouse.dbname, lg.warehouse.user)
         _ensure_database(cur, lg.airflow.dbname, lg.airflow.user)
-        if with_his:
-            _ensure_database(cur, lg.his_owner.dbname, lg.his_owner.user)
+        for _, owner, reader in sources:
+            _ensure_database(cur, owner.dbname, owner.user)
             cur.execute(
                 sql.SQL("grant connect on database {} to {}").format(
-                    sql.Identifier(lg.his_owner.dbname), sql.Identifier(lg.his_reader.user)
+                    sql.Identifier(owner.dbname), sql.Identifier(reader.user)
                 )
             )
     admin.close()
-    if with_his:
-        _init_his(lg)
+    for source, owner, reader in sources:
+        _init_source(source, owner, reader)
     _init_warehouse(lg, settings)
+    for source, _, reader in sources:
+        _init_raw_tables(source, reader, lg.warehouse)
     _init_security(lg)
     log.info("databases and roles ready")
 
 
-def _init_his(lg: Logins) -> None:
-    with connect(lg.his_owner) as conn, conn.cursor() as cur:
-        cur.execute(_sql_text("simulator/his_schema.sql"))
-        reader = sql.Identifier(lg.his_reader.user)
-        cur.execute(sql.SQL("grant usage on schema his to {}").format(reader))
-        cur.execute(sql.SQL("grant select on all tables in schema his to {}").format(reader))
+def _init_raw_tables(source: str, reader: Login, warehouse: Login) -> None:
+    """Empty raw_<source> tables shaped like the simulated source, so dbt can build every
+    model (empty) before a source's first load; the first extract fills them."""
+    from hdp.extract import ensure_raw_table, source_columns
+    from hdp.manifest import all_manifests
+
+    manifest = next((m for m in all_manifests() if m.source == source), None)
+    if manifest is None:
+        return
+    src, wh = connect(reader), connect(warehouse)
+    try:
+        for spec in manifest.tables:
+            columns = source_columns(src, manifest.schema, spec.name)
+            ensure_raw_table(wh, manifest.raw_schema, spec.name, columns)
+        wh.commit()
+    finally:
+        src.close()
+        wh.close()
+
+
+def _init_source(source: str, owner: Login, reader: Login) -> None:
+    """The simulated source's schema (simulator/<source>_schema.sql), readable by its reader;
+    the simulator's bookkeeping schema `sim` stays the owner's."""
+    with connect(owner) as conn, conn.cursor() as cur:
+        cur.execute(_sql_text(f"simulator/{source}_schema.sql"))
+        schema, login = sql.Identifier(source), sql.Identifier(reader.user)
+        cur.execute(sql.SQL("grant usage on schema {} to {}").format(schema, login))
+        cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(schema, login))
         cur.execute(
-            sql.SQL("alter default privileges in schema his grant select on tables to {}").format(
-                reader
+            sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(
+                schema, login
             )
         )
     conn.close()

@@ -52,6 +52,7 @@ def platform_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_HDP_WAREHOUSE": lg.loader.url,
         "AIRFLOW_CONN_HIS_SOURCE": lg.his_reader.url,
+        "AIRFLOW_CONN_PHARMACY_SOURCE": lg.pharmacy_reader.url,
         "HDP_WAREHOUSE_HOST": lg.transformer.host,
         "HDP_WAREHOUSE_PORT": str(lg.transformer.port),
         "HDP_WAREHOUSE_USER": lg.transformer.user,

@@ -55,27 +55,43 @@ def prepare(env: dict[str, str]) -> None:
             raise SystemExit(f"`{' '.join(cmd[:3])}` failed: see {logs / log_name}")
 
 
-def ensure_source_generated() -> bool:
-    """Generate the simulated HIS history once; returns True when it was generated now."""
+def ensure_source_generated() -> list[str]:
+    """Generate each simulated source's history once (the pharmacy follows the HIS's days);
+    returns the sources generated now."""
     from hdp.database import connect, logins
-    from hdp.simulator import his
+    from hdp.simulator import his, pharmacy
 
     settings = load_settings()
-    conn = connect(logins().his_owner)
+    lg = logins()
+    made: list[str] = []
+    his_conn, pharmacy_conn = connect(lg.his_owner), connect(lg.pharmacy_owner)
     try:
-        with conn.cursor() as cur:
-            cur.execute("select count(*) from sim.clock")
-            if cur.fetchone()[0]:
-                return False
-        his.generate(
-            conn,
-            his.SimConfig(
-                seed=settings.seed, scale=settings.scale, history_days=settings.history_days
-            ),
-        )
-        return True
+        if not _has_clock(his_conn):
+            his.generate(
+                his_conn,
+                his.SimConfig(
+                    seed=settings.seed, scale=settings.scale, history_days=settings.history_days
+                ),
+            )
+            made.append("his")
+        if not _has_clock(pharmacy_conn):
+            pharmacy.generate(pharmacy_conn, his_conn, pharmacy.PharmacyConfig(seed=settings.seed))
+            made.append("pharmacy")
     finally:
-        conn.close()
+        his_conn.close()
+        pharmacy_conn.close()
+    return made
+
+
+def _has_clock(conn) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass('sim.clock') is not null")
+        exists = cur.fetchone()[0]
+        if exists:
+            cur.execute("select count(*) from sim.clock")
+            exists = cur.fetchone()[0] > 0
+    conn.rollback()
+    return bool(exists)
 
 
 def dags_test(dag_id: str, env: dict[str, str], log_file: Path) -> int:
@@ -90,13 +106,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     env = _env()
     print("» preparing: embedded PostgreSQL, databases and roles, Airflow metadata, dbt manifest")
     prepare(env)
-    if ensure_source_generated():
-        print(f"» simulated HIS source generated (scale {settings.scale}, seed {settings.seed})")
+    made = ensure_source_generated()
+    if made:
+        print(
+            f"» simulated sources generated: {', '.join(made)} "
+            f"(scale {settings.scale}, seed {settings.seed})"
+        )
     else:
-        print("» simulated HIS source already present (python -m hdp sim advance adds a day)")
+        print("» simulated sources already present (python -m hdp sim advance adds a day)")
     logs = settings.home / "logs"
     started = time.time()
-    for dag_id in ("hdp_ingest_his", "hdp_transform"):
+    for dag_id in ("hdp_ingest_his", "hdp_ingest_pharmacy", "hdp_transform"):
         print(f"» airflow dags test {dag_id} ...", flush=True)
         log_file = logs / f"{dag_id}.log"
         log_file.unlink(missing_ok=True)

@@ -32,6 +32,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "transformer_password": _password,
     "his_owner_password": _password,
     "his_reader_password": _password,
+    "pharmacy_owner_password": _password,
+    "pharmacy_reader_password": _password,
     "airflow_db_password": _password,
     "airflow_fernet_key": _fernet_key,
     "airflow_jwt_secret": _hex_key,

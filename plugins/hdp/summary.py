@@ -50,12 +50,16 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
     manifest = load_manifest(source)
     lg = logins()
     statuses: list[TableStatus] = []
-    src = connect(lg.his_reader)
+    readers = {name: reader for name, _, reader in lg.simulated_sources()}
+    src = connect(readers[source]) if source in readers else None
     wh = connect(lg.warehouse)
     try:
-        with src.cursor() as scur, wh.cursor() as cur:
+        with wh.cursor() as cur:
             for spec in manifest.tables:
-                source_rows = _count(scur, f"{manifest.schema}.{spec.name}")
+                source_rows = None
+                if src is not None:
+                    with src.cursor() as scur:
+                        source_rows = _count(scur, f"{manifest.schema}.{spec.name}")
                 raw_rows = _count(cur, f"{manifest.raw_schema}.{spec.name}") or 0
                 cur.execute(
                     f"""
@@ -91,17 +95,48 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                         held,
                     )
                 )
-            marts = {name: _count(cur, f"marts.{name}") for name in MARTS}
+            cur.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' "
+                "order by table_name"
+            )
+            built = [name for (name,) in cur.fetchall() if name not in MARTS]
+            marts = {name: _count(cur, f"marts.{name}") for name in (*MARTS, *built)}
     finally:
-        src.close()
+        if src is not None:
+            src.close()
         wh.close()
     return statuses, marts
 
 
 def print_summary(started_at: float | None = None) -> None:
+    from hdp.manifest import all_manifests
+
     console = Console(width=max(110, Console().width))
-    statuses, marts = collect()
-    table = Table(title="HIS → raw_his: last batch per table and its quality gate")
+    every: list[TableStatus] = []
+    marts: dict[str, int | None] = {}
+    for manifest in all_manifests():
+        statuses, marts = collect(manifest.source)
+        _print_source(console, manifest.source, statuses)
+        every += statuses
+    statuses = every
+    star = Table(title="Star schema (schema marts)")
+    star.add_column("model")
+    star.add_column("rows", justify="right")
+    for name, rows in marts.items():
+        star.add_row(name, "not built" if rows is None else str(rows))
+    console.print(star)
+    passed = sum(s.checks_passed for s in statuses)
+    failed = sum(s.checks_failed for s in statuses)
+    settings = load_settings()
+    console.print(f"Quality checks: [green]{passed} passed[/], [red]{failed} failed[/]")
+    console.print(f"Quality report (GX Data Docs): {data_docs_index(settings.quality_dir)}")
+    console.print(f"DAG run logs: {settings.home / 'logs'}")
+    if started_at is not None:
+        console.print(f"Pipeline time: {time.time() - started_at:.0f} s")
+
+
+def _print_source(console: Console, source: str, statuses: list[TableStatus]) -> None:
+    table = Table(title=f"{source} → raw_{source}: last batch per table and its quality gate")
     columns = ("table", "source rows", "raw rows", "last batch rows", "status", "checks ✓", "✗")
     for col in (*columns, "quarantined"):
         table.add_column(col, justify="left" if col in ("table", "status") else "right")
@@ -127,17 +162,3 @@ def print_summary(started_at: float | None = None) -> None:
     for s in statuses:
         if s.checks_failed:
             console.print(f"[red]✗ {s.table}: failed checks: {s.failed_checks}[/]")
-    star = Table(title="Star schema (schema marts)")
-    star.add_column("model")
-    star.add_column("rows", justify="right")
-    for name, rows in marts.items():
-        star.add_row(name, "not built" if rows is None else str(rows))
-    console.print(star)
-    passed = sum(s.checks_passed for s in statuses)
-    failed = sum(s.checks_failed for s in statuses)
-    settings = load_settings()
-    console.print(f"Quality checks: [green]{passed} passed[/], [red]{failed} failed[/]")
-    console.print(f"Quality report (GX Data Docs): {data_docs_index(settings.quality_dir)}")
-    console.print(f"DAG run logs: {settings.home / 'logs'}")
-    if started_at is not None:
-        console.print(f"Pipeline time: {time.time() - started_at:.0f} s")
