@@ -23,7 +23,8 @@ class HdpQualityPlugin(AirflowPlugin):
         },
         {
             "name": "Data quality of this run",
-            "href": "/hdp-quality/",
+            # Airflow fills in the run's ids: the page then lists that run's batches first
+            "href": "/hdp-quality/?dag_id={DAG_ID}&run_id={RUN_ID}",
             "destination": "dag_run",
             "url_route": "data-quality-run",
         },

@@ -72,6 +72,10 @@ def test_failures_are_new_then_persisting_then_resolved(platform):
     wh.close()
     assert "outpatient_visits" in page and "resolved" in page and "persisting" in page
     assert "failing" in page  # the HIS source as a whole is failing
+    wh = connect(lg.warehouse)
+    run_page = render(wh, "run-4")  # the DAG run's "Data quality of this run" tab
+    wh.close()
+    assert "This run: run-4" in run_page and "withheld" in run_page and "rejected" in run_page
     # aggregates only: no identifier-like value of the source reaches the page
     owner = connect(lg.his_owner)
     with owner.cursor() as cur:

@@ -100,7 +100,27 @@ def _quarantine_html(wh) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def render(wh) -> str:
+def _run_html(wh, run_id: str | None) -> str:
+    if not run_id:
+        return ""
+    rows = [
+        "<tr>"
+        f"<td>{escape(src)}.{escape(table)}</td><td>{_badge(status)}</td>"
+        f'<td class="num">{"" if n is None else n}</td>'
+        f'<td class="num">{"" if held is None else held}</td>'
+        f"<td>{escape(error or '')}</td>"
+        "</tr>"
+        for src, table, status, n, held, error in quality_history.run_batches(wh, run_id)
+    ]
+    head = (
+        "<tr><th>table</th><th>status</th><th>rows</th><th>quarantined</th>"
+        "<th>failed checks</th></tr>"
+    )
+    body = f"<table>{head}{''.join(rows)}</table>" if rows else "<p class='muted'>No batch.</p>"
+    return f"<h2>This run: {escape(run_id)}</h2>{body}"
+
+
+def render(wh, run_id: str | None = None) -> str:
     tables = quality_history.latest(wh)
     changed = quality_history.changes(wh)
     trends = quality_history.trend(wh)
@@ -144,6 +164,7 @@ def render(wh) -> str:
 <title>Data quality · HDP</title><style>{STYLE}</style></head><body>
 <h1>Data quality</h1>
 <p>Sources: {summary or "no loads yet"}</p>
+{_run_html(wh, run_id)}
 <h2>Latest batch per table</h2>
 <table><tr><th>source</th><th>table</th><th>status</th><th>batch</th><th>rows</th>
 <th>checks ✓</th><th>✗</th><th>rows per batch (last 10)</th><th>finished</th></tr>
@@ -162,10 +183,10 @@ audit.quality_result.</p>
 
 
 @app.get("/", response_class=HTMLResponse)
-def page() -> str:
+def page(run_id: str | None = None, dag_id: str | None = None) -> str:
     wh = connect(logins().loader)
     try:
-        return render(wh)
+        return render(wh, run_id)
     finally:
         wh.close()
 

@@ -147,3 +147,18 @@ def quarantine(wh) -> list[tuple[str, str, str, str, int, int, int]]:
         rows = cur.fetchall()
     wh.rollback()
     return rows
+
+
+def run_batches(wh, run_id: str) -> list[tuple[str, str, str, int | None, int | None, str | None]]:
+    """The batches of one DAG run: (source, table, status, rows, quarantined, failed checks)."""
+    with wh.cursor() as cur:
+        cur.execute(
+            """
+            select source, table_name, status, rows_written, rows_quarantined, error
+            from audit.load_batch where run_id = %s order by source, table_name
+            """,
+            (run_id,),
+        )
+        rows = cur.fetchall()
+    wh.rollback()
+    return rows
