@@ -155,3 +155,30 @@ def test_failed_gate_leaves_marts_unchanged(built):
     # even if someone runs dbt now, the rejected batch is not published
     run_dbt("build")
     assert marts_fingerprint(lg) == before
+
+
+def test_cleaning_rule_counts_match_the_injected_defects(built):
+    """Each cleaning rule's count of changed values equals what the simulator injected."""
+    lg, _ = built
+    src = connect(lg.his_owner)
+    with src.cursor() as cur:
+        cur.execute("select kind, count(*) from sim.defect_manifest group by 1")
+        injected = dict(cur.fetchall())
+    src.close()
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(
+            "select rule_id, values_changed from marts.mart_cleaning_rule_counts "
+            "where built_at = (select max(built_at) from marts.mart_cleaning_rule_counts)"
+        )
+        changed = dict(cur.fetchall())
+    wh.close()
+    assert changed["his.patients.name.halfwidth"] == injected["fullwidth_name"] > 0
+    # an ideographic space becomes a space that the whitespace rule then removes
+    assert (
+        changed["his.patients.name.whitespace"]
+        == injected["stray_whitespace"] + injected["fullwidth_name"]
+    )
+    assert changed["his.patients.birth_date.format"] == injected["nonstandard_date_format"]
+    assert changed["his.patients.birth_date.implausible"] == injected["future_birth_date"]
+    assert changed["his.diagnoses.icd10_code.canonical"] == injected["nonstandard_icd_format"]

@@ -204,7 +204,7 @@ class Bench:
         """Extract and gate every table as the DAG does (without Airflow); seconds per table."""
         from hdp.extract import extract_table
         from hdp.manifest import load_manifest
-        from hdp.quality import validate_batch
+        from hdp.quality import publish_run, validate_batch
 
         manifest = load_manifest("his")
         src, wh = self.connect(self.lg.his_reader), self.connect(self.lg.warehouse)
@@ -227,6 +227,10 @@ class Bench:
                     primary_key=list(spec.primary_key),
                 )
                 out["gate_s"][spec.name] = time.perf_counter() - started
+            # write-audit-publish: the run's batches become visible (and the next watermark)
+            started = time.perf_counter()
+            publish_run(wh, source="his", run_id=run_id, tables=[t.name for t in manifest.tables])
+            out["gate_s"]["_publish"] = time.perf_counter() - started
         finally:
             src.close()
             wh.close()
@@ -909,7 +913,10 @@ def _figures(t: dict[str, Any]) -> list[Figure]:  # noqa: PLR0915
             target="<= 0.2",
             check=lambda r: r <= 0.2,
             unit="s",
-            note=f"{len(full['gate_s'])} tables, sum of validate_batch / sum of extract_table",
+            note=(
+                f"{len([t for t in full['gate_s'] if not t.startswith('_')])} tables, "
+                "sum of validate_batch + publish_run / sum of extract_table"
+            ),
         )
 
     add("gate_overhead", "growth", gate)

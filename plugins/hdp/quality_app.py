@@ -120,6 +120,24 @@ def _run_html(wh, run_id: str | None) -> str:
     return f"<h2>This run: {escape(run_id)}</h2>{body}"
 
 
+def _cleaning_html(wh) -> str:
+    rows = [
+        "<tr>"
+        f"<td>{escape(rule)}</td><td>{escape(table)}.{escape(column)}</td>"
+        f"<td>{escape(fixes)}</td>"
+        f'<td class="num">{changed}</td><td class="num">{checked}</td>'
+        "</tr>"
+        for rule, table, column, fixes, checked, changed in quality_history.cleaning_counts(wh)
+    ]
+    if not rows:
+        return "<p class='muted'>No dbt build yet.</p>"
+    head = (
+        "<tr><th>rule</th><th>column</th><th>what it fixes</th><th>values changed</th>"
+        "<th>rows checked</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def render(wh, run_id: str | None = None) -> str:
     tables = quality_history.latest(wh)
     changed = quality_history.changes(wh)
@@ -175,6 +193,8 @@ def render(wh, run_id: str | None = None) -> str:
 {_freshness_html(wh)}
 <h2>Row-level quarantine</h2>
 {_quarantine_html(wh)}
+<h2>Cleaning rules (latest dbt build)</h2>
+{_cleaning_html(wh)}
 <p class="muted">Rows are listed by check, never by value; after a fix,
 <code>python -m hdp quality replay --source &lt;source&gt;</code> releases rows that now pass.</p>
 <p class="muted">Full results: GX Data Docs under $HDP_HOME/quality; every check is stored in

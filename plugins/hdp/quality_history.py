@@ -162,3 +162,24 @@ def run_batches(wh, run_id: str) -> list[tuple[str, str, str, int | None, int | 
         rows = cur.fetchall()
     wh.rollback()
     return rows
+
+
+CLEANING = """
+select rule_id, table_name, column_name, fixes, rows_checked, values_changed
+from marts.mart_cleaning_rule_counts
+where built_at = (select max(built_at) from marts.mart_cleaning_rule_counts)
+order by rule_id
+"""
+
+
+def cleaning_counts(wh) -> list[tuple[str, str, str, str, int, int]]:
+    """Values each cleaning rule changed, at the latest dbt build (empty before the first)."""
+    with wh.cursor() as cur:
+        cur.execute("select to_regclass('marts.mart_cleaning_rule_counts') is not null")
+        if not cur.fetchone()[0]:
+            wh.rollback()
+            return []
+        cur.execute(CLEANING)
+        rows = cur.fetchall()
+    wh.rollback()
+    return rows

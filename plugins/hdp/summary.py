@@ -125,6 +125,7 @@ def print_summary(started_at: float | None = None) -> None:
     for name, rows in marts.items():
         star.add_row(name, "not built" if rows is None else str(rows))
     console.print(star)
+    _print_cleaning(console)
     passed = sum(s.checks_passed for s in statuses)
     failed = sum(s.checks_failed for s in statuses)
     settings = load_settings()
@@ -162,3 +163,21 @@ def _print_source(console: Console, source: str, statuses: list[TableStatus]) ->
     for s in statuses:
         if s.checks_failed:
             console.print(f"[red]✗ {s.table}: failed checks: {s.failed_checks}[/]")
+
+
+def _print_cleaning(console: Console) -> None:
+    from hdp.quality_history import cleaning_counts
+
+    wh = connect(logins().warehouse)
+    try:
+        counts = cleaning_counts(wh)
+    finally:
+        wh.close()
+    if not counts:
+        return
+    table = Table(title="Cleaning rules: values changed (latest dbt build)")
+    for col in ("rule", "values changed", "rows checked"):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    for rule, _table, _column, _fixes, checked, changed in counts:
+        table.add_row(rule, str(changed), str(checked))
+    console.print(table)
