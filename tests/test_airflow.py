@@ -14,10 +14,12 @@ import pytest
 
 from hdp.config import REPO_ROOT, load_settings
 from hdp.database import connect
+from hdp.manifest import all_manifests
 from hdp.simulator import his
 from tests.pipeline import marts_fingerprint
 
-APPROVED_TAGS = {"hdp", "ingest", "transform", "dbt", "his"}
+SOURCES = {m.source for m in all_manifests()}  # every source gets its ingest DAG, tagged by name
+APPROVED_TAGS = {"hdp", "ingest", "transform", "dbt"} | SOURCES
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_dag_integrity(airflow_env):
     payload = json.loads(proc.stdout.split("RESULT", 1)[1].splitlines()[0])
     assert payload["errors"] == {}
     dags = payload["dags"]
-    assert set(dags) == {"hdp_ingest_his", "hdp_transform"}
+    assert set(dags) == {f"hdp_ingest_{s}" for s in SOURCES} | {"hdp_transform"}
     for dag_id, info in dags.items():
         assert set(info["tags"]) <= APPROVED_TAGS, dag_id
         assert "airflow" not in info["owners"], dag_id
