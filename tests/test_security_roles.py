@@ -39,6 +39,7 @@ MARTS = [
     "dim_date",
     "fct_encounter",
     "fct_diagnosis",
+    "fct_lab_result",
 ]
 
 

@@ -246,3 +246,137 @@ contracts.
         )
 
     return transform()
+
+
+# ---------------------------------------------------------------------------------------------
+# File sources (kind: files in the manifest; hdp.filedrop): list new files → load each (mapped)
+# → gate each → freshness → publish each file's batch.
+# ---------------------------------------------------------------------------------------------
+
+
+def run_list_files(manifest: SourceManifest) -> list[str]:
+    from hdp.database import connect
+    from hdp.filedrop import drop_dir, list_new_files
+
+    folder = drop_dir(manifest)
+    if not folder.is_dir():
+        print(f"drop folder {folder} does not exist yet: no file of {manifest.source}")
+        return []
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        paths = list_new_files(wh, manifest, folder)
+    finally:
+        wh.close()
+    print(f"{len(paths)} new file(s) of {manifest.source} in {folder}")
+    return [str(p) for p in paths]
+
+
+def run_file_load(manifest: SourceManifest, path: str, run_id: str) -> dict:
+    from hdp.database import connect
+    from hdp.filedrop import FileRefused, ingest_file
+
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        result = ingest_file(wh, manifest, Path(path), run_id)
+    except FileRefused as exc:
+        # an undecodable file or another header: a verdict on the file, retrying won't help
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        wh.close()
+    return {
+        "table": manifest.tables[0].name,
+        "file": result.file_name,
+        "batch_id": result.batch_id,
+        "rows": result.rows,
+        "status": result.status,
+    }
+
+
+def run_file_gate(manifest: SourceManifest, loaded: dict) -> dict:
+    if loaded.get("batch_id") is None:  # content loaded before: nothing to validate
+        return loaded
+    return run_gate(manifest, loaded)
+
+
+def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from hdp.database import connect
+    from hdp.filedrop import publish_files
+    from hdp.quality import PublishBlocked, build_reports
+
+    settings = load_settings()
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        rows = publish_files(wh, manifest=manifest, run_id=run_id)
+    except PublishBlocked as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        wh.close()
+        print(f"quality report: {build_reports(settings.quality_dir)}")
+    print(f"raw_{manifest.source} published rows per file: {rows}")
+    if not rows:
+        # no asset event: nothing new for the transform
+        raise AirflowSkipException(f"no new file of {manifest.source} to publish")
+    return rows
+
+
+def build_file_ingest_dag(source: str):
+    """The ingest DAG of a file source (dags/sources/<source>.yml with kind: files)."""
+    manifest: SourceManifest = load_manifest(source)
+    table = manifest.tables[0].name
+
+    @dag(
+        dag_id=f"hdp_ingest_{source}",
+        description=f"Load {manifest.description} into raw_{source}, gate with GX",
+        schedule=manifest.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["hdp", "ingest", source],
+        default_args=_default_args(manifest.owner),
+        doc_md=f"""
+### Ingest `{source}` file drops → `raw_{source}.{table}`
+{manifest.description}.
+
+1. **list_files**: files `{manifest.pattern}` in `{manifest.drop_dir}` (under `$HDP_HOME`
+   unless absolute) whose content (sha256) has not been loaded and validated yet.
+2. **load** (one mapped task per file): encoding detected (BOM → UTF-8-SIG, UTF-8, GBK),
+   header checked against the manifest, every line COPYed as text into `raw_{source}.{table}`
+   with `_batch_id`, `_file_name`, `_line_no`; a line with the wrong number of fields is kept
+   (`_malformed`, `_raw_line`). One batch per file in `audit.load_batch`, one record per
+   content in `audit.file_load`. A retry replaces the file's rows; a known content is skipped.
+3. **gate** (one per file): the checks catalogue `expectations/{source}.yml`; malformed lines,
+   results without a patient and unparseable numbers are quarantined (`audit.row_issue`).
+4. **freshness**: alerts when `{source}` has delivered nothing for {manifest.freshness_hours:g} h.
+5. **publish**: each validated file is published on its own (files are independent
+   deliveries); emits `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`.
+""",
+    )
+    def ingest():
+        @task(retries=0)
+        def list_files() -> list[str]:
+            return run_list_files(manifest)
+
+        @task(map_index_template="{{ task.op_kwargs['path'].rsplit('/', 1)[-1] }}")
+        def load(path: str) -> dict:
+            return run_file_load(manifest, path, get_current_context()["run_id"])
+
+        @task(retries=0, map_index_template="{{ task.op_kwargs['loaded']['file'] }}")
+        def gate(loaded: dict) -> dict:
+            return run_file_gate(manifest, loaded)
+
+        @task(retries=0, trigger_rule="all_done")
+        def freshness() -> None:
+            run_freshness(manifest, get_current_context()["run_id"])
+
+        @task(outlets=[raw_asset(source)], trigger_rule="all_done")
+        def publish() -> dict:
+            return run_file_publish(manifest, get_current_context()["run_id"])
+
+        loaded = load.expand(path=list_files())
+        gated = gate.expand(loaded=loaded)
+        loaded >> freshness()
+        gated >> publish()
+
+    return ingest()

@@ -1,4 +1,9 @@
-"""Source manifests (dags/sources/<source>.yml): every source and table, in one place."""
+"""Source manifests (dags/sources/<source>.yml): every source and table, in one place.
+
+A source is a database (`kind: database`, the default: `conn_id`, `schema`, a watermark per
+table) or a folder of file drops (`kind: files`: `drop_dir`, `pattern`, and each table's
+expected `columns`, the file header; hdp.filedrop).
+"""
 
 from __future__ import annotations
 
@@ -17,19 +22,23 @@ class TableSpec:
     name: str
     primary_key: tuple[str, ...]
     watermark: str
+    columns: tuple[str, ...] = ()  # file sources: the expected header, in order
 
 
 @dataclass(frozen=True)
 class SourceManifest:
     source: str
     description: str
-    conn_id: str
-    schema: str
+    conn_id: str | None  # database sources only
+    schema: str | None  # database sources only
     schedule: str
     owner: str
     contains_personal_data: bool
     freshness_hours: float  # alert when the source has delivered no row for this long
     tables: tuple[TableSpec, ...]
+    kind: str = "database"  # or "files"
+    drop_dir: str | None = None  # files: relative to $HDP_HOME unless absolute
+    pattern: str | None = None  # files: glob of the files to load, e.g. lis_results_*.csv
 
     @property
     def raw_schema(self) -> str:
@@ -45,24 +54,31 @@ class SourceManifest:
 def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
     path = folder / f"{source}.yml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    kind = data.get("kind", "database")
+    if kind not in ("database", "files"):
+        raise ValueError(f"{path.name}: kind must be 'database' or 'files', not {kind!r}")
     tables = tuple(
         TableSpec(
             name=t["name"],
             primary_key=tuple(t["primary_key"]),
-            watermark=t.get("watermark", "updated_at"),
+            watermark=t.get("watermark", "updated_at" if kind == "database" else ""),
+            columns=tuple(t.get("columns") or ()),
         )
         for t in data["tables"]
     )
     return SourceManifest(
         source=data["source"],
         description=data.get("description", ""),
-        conn_id=data["conn_id"],
-        schema=data["schema"],
+        conn_id=data["conn_id"] if kind == "database" else data.get("conn_id"),
+        schema=data["schema"] if kind == "database" else data.get("schema"),
         schedule=data.get("schedule", "@daily"),
         owner=data.get("owner", "data-platform"),
         contains_personal_data=bool(data.get("contains_personal_data", True)),
         freshness_hours=float(data.get("freshness_hours", 26)),
         tables=tables,
+        kind=kind,
+        drop_dir=data.get("drop_dir", f"drops/{data['source']}") if kind == "files" else None,
+        pattern=data.get("pattern", "*.csv") if kind == "files" else None,
     )
 
 

@@ -155,6 +155,9 @@ def _grant_audit(cur) -> None:
     # quarantine: the gate records row issues (a rerun replaces its batch's), replay releases
     run(q("grant select, insert, update, delete on audit.row_issue to {}").format(_ident(LOADER)))
     run(q("grant select, insert on audit.freshness_check to {}").format(_ident(LOADER)))
+    # file sources: one record per delivered file (hdp.filedrop); dbt may read the deliveries
+    run(q("grant select, insert, update on audit.file_load to {}").format(_ident(LOADER)))
+    run(q("grant select on audit.file_load to {}").format(_ident(TRANSFORMER)))
     run(q("grant select on audit.row_issue to {}").format(_ident(TRANSFORMER)))
     run(q("grant usage, select on all sequences in schema audit to {}").format(_ident(LOADER)))
     run(

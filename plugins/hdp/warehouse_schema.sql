@@ -1,6 +1,8 @@
 -- Warehouse bootstrap: schemas and platform tables that exist before any load.
 -- Idempotent; applied by `python -m hdp db init` as the warehouse owner.
 create extension if not exists pgcrypto;
+-- levenshtein() for the master patient index's name comparison (dbt int_mpi__scored_pairs)
+create extension if not exists fuzzystrmatch;
 
 create schema if not exists audit;
 create schema if not exists hdp_private;
@@ -257,3 +259,58 @@ begin
         and audit.parse_cn_date(substr(c, 7, 8)) is not null;
 end
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- File sources (issue 3; hdp.filedrop): the LIS's daily CSV drops.
+-- ---------------------------------------------------------------------------------------------
+
+-- One row per distinct file content (sha256) a file source delivered: loaded once, whatever its
+-- name; the same name with other bytes is a new delivery. status: loading | loaded (its batch
+-- then goes through the gate and publish in audit.load_batch) | refused (undecodable or
+-- another header: nothing of it is loaded, error says why).
+create table if not exists audit.file_load (
+    file_load_id bigserial primary key,
+    source text not null,
+    file_name text not null,
+    sha256 text not null,
+    batch_id bigint references audit.load_batch (batch_id),
+    encoding text,
+    rows bigint,
+    rows_malformed bigint,
+    status text not null check (status in ('loading', 'loaded', 'refused')),
+    error text,
+    loaded_at timestamptz not null default now(),
+    unique (source, sha256)
+);
+
+-- The landing table of the LIS drops exists before the first drop so that dbt's staging can
+-- build on an empty source. Every value is text as delivered (the gate and staging parse);
+-- _line_no is the file's line; a line with the wrong number of fields keeps only its first
+-- field (result_id) and its text in _raw_line, with _malformed, and the gate quarantines it.
+-- hdp.filedrop verifies these columns against dags/sources/lis.yml before every load.
+create schema if not exists raw_lis;
+create table if not exists raw_lis.results (
+    result_id text,
+    order_id text,
+    patient_id text,
+    encounter_type text,
+    visit_id text,
+    admission_id text,
+    test_code text,
+    test_name text,
+    specimen text,
+    result_value text,
+    unit text,
+    reference_range text,
+    abnormal_flag text,
+    collected_at text,
+    reported_at text,
+    _batch_id bigint,
+    _extracted_at timestamp with time zone,
+    _source text,
+    _file_name text,
+    _line_no integer,
+    _malformed boolean,
+    _raw_line text
+);
+create index if not exists results_batch_brin on raw_lis.results using brin (_batch_id);

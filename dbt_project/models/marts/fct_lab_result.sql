@@ -1,0 +1,77 @@
+{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+
+-- One row per laboratory result. The patient is the pseudonymised patient_key (never the HIS
+-- patient id); results of a collapsed duplicate visit point at the surviving visit; results
+-- whose patient or encounter is unknown are kept, flagged, on the unknown patient.
+with
+
+results as (
+    select * from {{ ref('stg_lis__results') }}
+),
+
+key_map as (
+    select * from {{ ref('int_his__patient_key_map') }}
+),
+
+visit_resolution as (
+    select * from {{ ref('int_his__outpatient_visits_resolved') }}
+),
+
+encounters as (
+    select * from {{ ref('fct_encounter') }}
+),
+
+keyed as (
+    select
+        results.*,
+        key_map.patient_key,
+        case
+            when results.encounter_type = 'OP' and results.visit_id is not null
+                then 'OP-' || coalesce(visit_resolution.surviving_visit_id, results.visit_id)::text
+            when results.encounter_type = 'IP' and results.admission_id is not null
+                then 'IP-' || results.admission_id::text
+        end as named_encounter_key
+    from results
+    left join key_map on results.patient_id = key_map.patient_id
+    left join visit_resolution
+        on
+            results.encounter_type = 'OP'
+            and results.visit_id = visit_resolution.visit_id
+),
+
+final as (
+    select
+        keyed.result_id as lab_result_key,
+        keyed.order_id,
+        coalesce(keyed.patient_key, '-1') as patient_key,
+        encounters.encounter_key,
+        keyed.encounter_type,
+        -- the encounter's department: row-level security limits department analysts by it
+        coalesce(encounters.department_key, '-1') as department_key,
+        to_char(keyed.collected_at, 'YYYYMMDD')::int as date_key,
+        keyed.test_code,
+        keyed.test_name,
+        keyed.specimen,
+        keyed.loinc_code,
+        keyed.loinc_mapping_method,
+        keyed.is_qualitative,
+        keyed.result_value,
+        keyed.result_comparator,
+        case when keyed.is_qualitative then keyed.result_value_text end as result_text,
+        keyed.result_value_status,
+        keyed.unit,
+        coalesce(keyed.unit <> keyed.unit_as_delivered, false) as is_unit_normalised,
+        keyed.reference_range,
+        keyed.abnormal_flag,
+        coalesce(keyed.abnormal_flag in ('H', 'L'), false) as is_abnormal,
+        keyed.collected_at,
+        keyed.reported_at,
+        (extract(epoch from keyed.reported_at - keyed.collected_at) / 60)::int as turnaround_minutes,
+        keyed.patient_key is null as has_unknown_patient,
+        encounters.encounter_key is null as has_unknown_encounter,
+        keyed.data_source
+    from keyed
+    left join encounters on keyed.named_encounter_key = encounters.encounter_key
+)
+
+select * from final
