@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -19,7 +22,7 @@ from hdp.simulator import his
 from tests.pipeline import marts_fingerprint
 
 SOURCES = {m.source for m in all_manifests()}  # every source gets its ingest DAG, tagged by name
-APPROVED_TAGS = {"hdp", "ingest", "transform", "dbt"} | SOURCES
+APPROVED_TAGS = {"hdp", "ingest", "transform", "dbt", "report"} | SOURCES
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,10 @@ def test_dag_integrity(airflow_env):
     payload = json.loads(proc.stdout.split("RESULT", 1)[1].splitlines()[0])
     assert payload["errors"] == {}
     dags = payload["dags"]
-    assert set(dags) == {f"hdp_ingest_{s}" for s in SOURCES} | {"hdp_transform"}
+    assert set(dags) == {f"hdp_ingest_{s}" for s in SOURCES} | {
+        "hdp_transform",
+        "hdp_procurement_report",
+    }
     for dag_id, info in dags.items():
         assert set(info["tags"]) <= APPROVED_TAGS, dag_id
         assert "airflow" not in info["owners"], dag_id
@@ -105,15 +111,46 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
         )
     owner.commit()
     owner.close()
-    bad = _dags_test("hdp_ingest_his", airflow_env)
+    with _webhook_receiver() as (url, received):
+        # failure alerts go to the log and, configured so, to a webhook (hdp.notify)
+        alert_env = {**airflow_env, "HDP_ALERT_CHANNELS": "log,webhook"}
+        bad = _dags_test("hdp_ingest_his", alert_env | {"HDP_ALERT_WEBHOOK_URL": url})
     output = bad.stdout + bad.stderr
     assert bad.returncode != 0
     assert "Quality gate FAILED for his.diagnoses" in output
     assert "his.diagnoses.icd10_shape on column icd10_code" in output
     assert "nothing of his run" in output  # publish withheld the run's other tables
+    kinds = {(a["kind"], a["task_id"]) for a in received}
+    assert ("quality_gate_failed", "gate") in kinds, received
+    gate_alert = next(a for a in received if a["kind"] == "quality_gate_failed")
+    assert "his.diagnoses.icd10_shape" in gate_alert["detail"]
     # the transform is not triggered by a failed ingest; run it anyway: nothing changes
     assert _dags_test("hdp_transform", airflow_env).returncode == 0
     assert marts_fingerprint(lg) == before
+
+
+@contextlib.contextmanager
+def _webhook_receiver():
+    """A real HTTP server on loopback that keeps every JSON body POSTed to it."""
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
 
 
 def _get(url: str, token: str | None = None):
@@ -135,6 +172,8 @@ def _check_quality_page(port: str, token: str, folder) -> None:
     assert "his" in page and ("failing" in page or "ok" in page)
     # freshness per source, and quarantined rows counted per check (never a value)
     assert "Source freshness" in page and "fresh" in page
+    for source in SOURCES:  # every source's status, loaded or not
+        assert f'{source} <span class="badge"' in page, source
     assert "his.outpatient_visits.fee_not_negative" in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is installed by `make test` (Makefile target browser)"

@@ -243,6 +243,9 @@ class Bench:
         # dbt writes its target and logs under HDP_HOME, not into the shared dbt_project/
         env["DBT_TARGET_PATH"] = str(self.settings.home / "dbt-target")
         env["DBT_LOG_PATH"] = str(self.settings.home / "dbt-logs")
+        # the baselines write into the owner's schema `bench` through the hdp_warehouse
+        # connection (the pipeline's own loader login may not)
+        env["AIRFLOW_CONN_HDP_WAREHOUSE"] = self.lg.warehouse.url
         return env
 
     def dbt(self, *args: str) -> float:
@@ -297,6 +300,7 @@ class Bench:
             schedule=his.schedule,
             owner=his.owner,
             contains_personal_data=True,
+            freshness_hours=his.freshness_hours,
             tables=(his.table(LARGEST),),
         )
 

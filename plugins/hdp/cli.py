@@ -46,6 +46,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     """Simulated sources: the HIS, and the pharmacy that follows the HIS's days."""
     from hdp.database import connect, logins
+    from hdp.orchestrate import write_lab_drops
     from hdp.simulator import his, pharmacy
 
     ensure_database()
@@ -63,12 +64,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
             print(f"HIS source generated (seed {config.seed}, scale {config.scale}): {counts}")
             counts = pharmacy.generate(pharm, conn, pharmacy.PharmacyConfig(seed=config.seed))
             print(f"pharmacy source generated: {counts}")
+            print(f"laboratory: {write_lab_drops(conn, config.seed)} results files dropped")
         else:
             for _ in range(args.days or 1):
                 counts = his.advance_day(conn)
                 print(f"HIS advanced one day: {counts}")
                 counts = pharmacy.advance_day(pharm, conn)
                 print(f"pharmacy advanced one day: {counts}")
+                with conn.cursor() as cur:
+                    cur.execute("select current_day from sim.clock")
+                    day = cur.fetchone()[0]
+                conn.rollback()
+                files = write_lab_drops(conn, settings.seed, day)
+                print(f"laboratory: {files} results file dropped for {day}")
     finally:
         conn.close()
         pharm.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import Asset, AssetAny, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from hdp.config import load_settings
@@ -22,6 +22,11 @@ START_DATE = datetime(2024, 1, 1)
 def raw_asset(source: str) -> Asset:
     """Asset updated when a run of raw_<source> is published (every table validated)."""
     return Asset(f"hdp://warehouse/raw_{source}", group="raw")
+
+
+def marts_asset() -> Asset:
+    """Asset updated when the transform has built and tested every model."""
+    return Asset("hdp://warehouse/marts", group="marts")
 
 
 def _default_args(owner: str) -> dict:
@@ -206,7 +211,9 @@ def build_transform_dag():
     @dag(
         dag_id="hdp_transform",
         description="dbt: staging → intermediate → marts (star schema), one task per model",
-        schedule=[raw_asset(m.source) for m in all_manifests()],
+        # after ANY source publishes: sources deliver at their own times (a file source may
+        # have nothing new), and a rebuild is idempotent; max_active_runs queues the rest
+        schedule=AssetAny(*(raw_asset(m.source) for m in all_manifests())),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -214,14 +221,18 @@ def build_transform_dag():
         default_args=_default_args("data-platform"),
         doc_md="""
 ### Transform: dbt star schema
-Runs when every source's raw asset has been updated by a gated ingest. Each dbt model is a
+Runs when a source's raw asset has been updated by a published ingest run. Each dbt model is a
 task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
 whose status is `published` in `audit.load_batch`, less quarantined rows. Marts enforce
 contracts.
 """,
     )
     def transform():
-        DbtTaskGroup(
+        @task(outlets=[marts_asset()])
+        def marts_published() -> None:
+            """Every model built and tested: downstream DAGs (the procurement report) run."""
+
+        models = DbtTaskGroup(
             group_id="dbt",
             project_config=ProjectConfig(
                 dbt_project_path=project_dir,
@@ -244,6 +255,7 @@ contracts.
             ),
             operator_args={"install_deps": False},
         )
+        models >> marts_published()
 
     return transform()
 

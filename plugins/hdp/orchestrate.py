@@ -77,10 +77,26 @@ def ensure_source_generated() -> list[str]:
         if not _has_clock(pharmacy_conn):
             pharmacy.generate(pharmacy_conn, his_conn, pharmacy.PharmacyConfig(seed=settings.seed))
             made.append("pharmacy")
+        if write_lab_drops(his_conn, settings.seed):
+            made.append("lis")
     finally:
         his_conn.close()
         pharmacy_conn.close()
     return made
+
+
+def write_lab_drops(his_conn, seed: int, day=None) -> int:
+    """The simulated LIS's daily CSV files in the LIS drop folder: the whole HIS history when
+    the folder has none yet, or one `day`; returns the files written."""
+    from hdp.filedrop import drop_dir
+    from hdp.manifest import load_manifest
+    from hdp.simulator import lab
+
+    manifest = load_manifest("lis")
+    folder = drop_dir(manifest)
+    if day is None and any(folder.glob(manifest.pattern or "*.csv")):
+        return 0
+    return len(lab.write_drops(his_conn, folder, seed=seed, first_day=day, last_day=day))
 
 
 def _has_clock(conn) -> bool:
@@ -116,7 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("» simulated sources already present (python -m hdp sim advance adds a day)")
     logs = settings.home / "logs"
     started = time.time()
-    for dag_id in ("hdp_ingest_his", "hdp_ingest_pharmacy", "hdp_transform"):
+    for dag_id in ("hdp_ingest_his", "hdp_ingest_pharmacy", "hdp_ingest_lis", "hdp_transform"):
         print(f"» airflow dags test {dag_id} ...", flush=True)
         log_file = logs / f"{dag_id}.log"
         log_file.unlink(missing_ok=True)

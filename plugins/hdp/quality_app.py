@@ -169,13 +169,21 @@ def render(wh, run_id: str | None = None) -> str:
         changes_html = f"<table>{head}{''.join(change_rows)}</table>"
     else:
         changes_html = "<p class='muted'>No failing check, and nothing resolved since then.</p>"
-    sources = sorted({t.source for t in tables})
+    from hdp.manifest import all_manifests
+
+    loaded = {t.source for t in tables}
+    sources = sorted(loaded | {m.source for m in all_manifests()})
     verdict = {
         s: all(t.status in ("passed", "published") for t in tables if t.source == s)
         for s in sources
     }
     summary = " ".join(
-        f"{escape(s)} {_badge('passed' if ok else 'rejected', 'ok' if ok else 'failing')}"
+        f"{escape(s)} "
+        + (
+            _badge("passed" if ok else "rejected", "ok" if ok else "failing")
+            if s in loaded
+            else _badge("loading", "not loaded yet")
+        )
         for s, ok in verdict.items()
     )
     return f"""<!doctype html><html><head><meta charset="utf-8">

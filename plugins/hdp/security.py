@@ -288,7 +288,7 @@ def refresh_patient_identity(conn, key: str, source: str = "his") -> int:
                     select distinct on (p.patient_id) p.*
                     from {raw}.patients as p
                     inner join audit.load_batch as b
-                        on p._batch_id = b.batch_id and b.status = 'passed'
+                        on p._batch_id = b.batch_id and b.status = 'published'
                     order by p.patient_id, p.updated_at desc, p._batch_id desc
                 )
                 insert into hdp_private.patient_identity

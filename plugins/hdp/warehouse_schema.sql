@@ -8,7 +8,7 @@ create schema if not exists audit;
 create schema if not exists hdp_private;
 
 -- One row per (source, table, DAG run): what was read, what was written, and the gate's verdict.
--- dbt's staging models publish only rows of batches whose status is 'passed'.
+-- dbt's staging models publish only rows of batches whose status is 'published'.
 create table if not exists audit.load_batch (
     batch_id bigserial primary key,
     source text not null,
