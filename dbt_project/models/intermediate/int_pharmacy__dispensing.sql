@@ -1,0 +1,101 @@
+-- One row per dispensing event (re-sent copies already collapsed in staging), priced against
+-- the drug_prices row valid on the day. A unit price 100 times the list price is fen typed as
+-- yuan: price and amount are divided by 100 and the row flagged (price_check).
+with
+
+dispensing as (
+    select * from {{ ref('stg_pharmacy__dispensing') }}
+),
+
+prices as (
+    select * from {{ ref('stg_pharmacy__drug_prices') }}
+),
+
+drugs as (
+    select * from {{ ref('stg_pharmacy__drugs') }}
+),
+
+lines as (
+    select * from {{ ref('int_pharmacy__prescription_lines') }}
+),
+
+departments as (
+    select * from {{ ref('stg_his__departments') }}
+),
+
+priced as (
+    -- a join, not a correlated subquery: the planner hashes the price list once
+    select distinct on (dispensing.dispense_id)
+        dispensing.*,
+        prices.unit_price as list_unit_price
+    from dispensing
+    left join prices
+        on
+            dispensing.drug_code = prices.drug_code
+            and dispensing.dispensed_at::date >= prices.valid_from
+            and (prices.valid_to is null or dispensing.dispensed_at::date < prices.valid_to)
+    order by dispensing.dispense_id asc, prices.valid_from desc, prices.price_id desc
+),
+
+checked as (
+    select
+        *,
+        case
+            when list_unit_price is null then 'no_list_price'
+            when unit_price_recorded = list_unit_price then 'matches_list'
+            when abs(unit_price_recorded - 100 * list_unit_price) <= 0.01 * list_unit_price then 'fixed_100x'
+            else 'differs_from_list'
+        end as price_check
+    from priced
+),
+
+final as (
+    select
+        checked.dispense_id,
+        checked.line_id,
+        coalesce(drugs.drug_code, '-1') as medication_key,
+        checked.drug_code as drug_code_recorded,
+        drugs.atc_code,
+        checked.batch_no,
+        checked.quantity,
+        case
+            when checked.price_check = 'fixed_100x' then round(checked.unit_price_recorded / 100, 2)
+            else checked.unit_price_recorded
+        end as unit_price,
+        case
+            when checked.price_check = 'fixed_100x' then round(checked.amount_recorded / 100, 2)
+            else checked.amount_recorded
+        end as amount,
+        checked.unit_price_recorded,
+        checked.amount_recorded,
+        checked.list_unit_price,
+        checked.price_check,
+        checked.price_check = 'fixed_100x' as is_price_100x,
+        -- see int_pharmacy__prescription_lines: DDDs = quantity x strength / DDD
+        round(
+            case
+                when drugs.ddd_unit = 'UD' then checked.quantity / nullif(drugs.ddd_value, 0)
+                else checked.quantity * drugs.strength_mg / nullif(drugs.ddd_mg, 0)
+            end,
+            4
+        ) as ddd,
+        checked.is_return,
+        checked.returned_dispense_id,
+        checked.pharmacy_code,
+        coalesce(departments.dept_code, '-1') as department_key,
+        lines.encounter_type,
+        lines.encounter_key,
+        coalesce(lines.patient_key, '-1') as patient_key,
+        checked.dispensed_at,
+        checked.duplicates_collapsed,
+        drugs.drug_code is null as has_unknown_drug,
+        departments.dept_code is null as has_unknown_department,
+        lines.line_id is null as has_unknown_line,
+        checked.data_source
+    from checked
+    left join drugs on checked.drug_code = drugs.drug_code
+    left join departments on checked.dept_code = departments.dept_code
+    left join lines on checked.line_id = lines.line_id
+)
+
+select * from final

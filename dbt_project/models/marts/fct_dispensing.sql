@@ -1,0 +1,44 @@
+{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+
+-- One row per dispensing event: sales (positive quantity) and returns (退药: negative
+-- quantity, amount and DDDs, is_return), so sums are net. Re-sent copies are collapsed
+-- (duplicates_collapsed) and prices typed 100x too high are corrected (is_price_100x).
+with
+
+dispensing as (
+    select * from {{ ref('int_pharmacy__dispensing') }}
+),
+
+final as (
+    select
+        dispense_id,
+        line_id,
+        encounter_type,
+        encounter_key,
+        patient_key,
+        department_key,
+        medication_key,
+        to_char(dispensed_at, 'YYYYMMDD')::int as date_key,
+        dispensed_at,
+        pharmacy_code,
+        batch_no,
+        drug_code_recorded,
+        quantity,
+        unit_price,
+        amount,
+        ddd,
+        is_return,
+        returned_dispense_id,
+        unit_price_recorded,
+        list_unit_price,
+        price_check,
+        is_price_100x,
+        duplicates_collapsed,
+        has_unknown_drug,
+        has_unknown_department,
+        has_unknown_line,
+        data_source
+    from dispensing
+)
+
+select * from final

@@ -1,0 +1,47 @@
+{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+
+-- One row per prescription line, keyed like fct_encounter (patient_key, doctor_key,
+-- department_key, encounter_key), with its DDDs. Broken references point at unknown members
+-- and say so in has_unknown_* flags; unit mix-ups are corrected and flagged.
+with
+
+lines as (
+    select * from {{ ref('int_pharmacy__prescription_lines') }}
+),
+
+final as (
+    select
+        line_id,
+        prescription_id,
+        line_no,
+        encounter_type,
+        encounter_key,
+        patient_key,
+        doctor_key,
+        department_key,
+        medication_key,
+        coalesce(to_char(prescribed_at, 'YYYYMMDD')::int, -1) as date_key,
+        prescribed_at,
+        prescription_type,
+        drug_code_recorded,
+        dose_per_time,
+        dose_unit,
+        frequency,
+        days_supplied,
+        quantity,
+        unit,
+        unit_recorded,
+        ddd,
+        is_systemic_antibacterial,
+        is_unit_mixup,
+        has_unknown_drug,
+        has_unknown_patient,
+        has_unknown_doctor,
+        has_unknown_department,
+        has_unknown_encounter,
+        has_unknown_prescription,
+        data_source
+    from lines
+)
+
+select * from final

@@ -1,0 +1,85 @@
+{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+
+-- Drug cost share (药占比) and essential-drug share (基本药物占比) per month and department,
+-- plus a hospital total row (department_key 'ALL'). Revenue = net drug spend (dispensing,
+-- by the charged department) + outpatient visit fees + inpatient admission costs (by the month
+-- the encounter started; cancelled visits left out).
+with
+
+dispensing as (
+    select * from {{ ref('fct_dispensing') }}
+),
+
+medications as (
+    select * from {{ ref('dim_medication') }}
+),
+
+encounters as (
+    select * from {{ ref('fct_encounter') }}
+),
+
+drug_spend as (
+    select
+        date_trunc('month', dispensing.dispensed_at)::date as month,
+        dispensing.department_key,
+        sum(dispensing.amount) as drug_spend,
+        coalesce(sum(dispensing.amount) filter (where medications.is_essential), 0) as essential_drug_spend
+    from dispensing
+    left join medications on dispensing.medication_key = medications.medication_key
+    group by 1, 2
+),
+
+encounter_revenue as (
+    select
+        date_trunc('month', started_at)::date as month,
+        department_key,
+        sum(amount) as encounter_revenue
+    from encounters
+    where coalesce(status, '') <> 'cancelled'
+    group by 1, 2
+),
+
+by_department as (
+    select
+        coalesce(drug_spend.month, encounter_revenue.month) as month,
+        coalesce(drug_spend.department_key, encounter_revenue.department_key) as department_key,
+        coalesce(drug_spend.drug_spend, 0) as drug_spend,
+        coalesce(drug_spend.essential_drug_spend, 0) as essential_drug_spend,
+        coalesce(encounter_revenue.encounter_revenue, 0) as encounter_revenue
+    from drug_spend
+    full outer join encounter_revenue
+        on
+            drug_spend.month = encounter_revenue.month
+            and drug_spend.department_key = encounter_revenue.department_key
+),
+
+hospital as (
+    select
+        month,
+        'ALL' as department_key,
+        sum(drug_spend) as drug_spend,
+        sum(essential_drug_spend) as essential_drug_spend,
+        sum(encounter_revenue) as encounter_revenue
+    from by_department
+    group by month
+),
+
+unioned as (
+    select * from by_department
+    union all
+    select * from hospital
+),
+
+final as (
+    select
+        month,
+        department_key,
+        drug_spend::numeric(14, 2) as drug_spend,
+        essential_drug_spend::numeric(14, 2) as essential_drug_spend,
+        round(essential_drug_spend / nullif(drug_spend, 0), 4)::numeric(6, 4) as essential_drug_share,
+        (drug_spend + encounter_revenue)::numeric(14, 2) as total_revenue,
+        round(drug_spend / nullif(drug_spend + encounter_revenue, 0), 4)::numeric(6, 4) as drug_cost_share
+    from unioned
+)
+
+select * from final
