@@ -1,36 +1,61 @@
--- One row per HIS registration (patient_id) and the person it belongs to (patient_key).
--- Registrations with the same valid identity card number are one person; without a valid card
--- the registration stands alone. The key is a keyed HMAC (hdp_private.pseudonym), so it is
--- stable across runs yet reveals neither the card number nor the HIS id.
+-- One row per HIS registration (patient_id) and the person it belongs to (patient_key), from
+-- the master patient index (int_mpi__*): the same valid identity card number, or a
+-- Fellegi–Sunter score over name, birth date, sex, phone and card number, makes one person.
+-- The key is a keyed HMAC (hdp_private.pseudonym) of the person's canonical member: its valid
+-- card number, else its smallest HIS id. It is stable across runs and, for a person with a
+-- valid card, equal to the key the card alone gave before; it reveals neither value.
 -- A table (as all intermediate models): the HMAC is computed once per build, not per consumer.
 
 with
 
-patients as (
-    select * from {{ ref('stg_his__patients') }}
+clusters as (
+    select * from {{ ref('int_mpi__clusters') }}
 ),
 
-matched as (
+registrations as (
+    select * from {{ ref('int_mpi__registrations') }}
+),
+
+cluster_members as (
     select
-        patient_id,
+        clusters.cluster_id,
+        min(registrations.id_card_no) filter (where registrations.is_id_card_valid) as id_card_no,
+        min(clusters.patient_id) as first_patient_id
+    from clusters
+    inner join registrations on clusters.patient_id = registrations.patient_id
+    group by clusters.cluster_id
+),
+
+canonical as (
+    select
+        cluster_id,
+        -- the prefix keeps a card number and a HIS id from ever colliding. A cluster holds at
+        -- most one valid card number (int_mpi__clusters); when one number was kept apart under
+        -- two different names, the cluster registered first keeps the card's key
         case
-            when is_id_card_valid then 'id_card'
-            else 'his_patient_id'
-        end as person_match_basis,
-        -- the prefix keeps a card number and a HIS id from ever colliding
-        case
-            when is_id_card_valid then 'id_card:' || id_card_no
-            else 'his_patient_id:' || patient_id::text
+            when
+                id_card_no is not null
+                and row_number() over (partition by id_card_no order by first_patient_id) = 1
+                then 'id_card:' || id_card_no
+            else 'his_patient_id:' || first_patient_id::text
         end as person_identifier
-    from patients
+    from cluster_members
+),
+
+keyed as (
+    select
+        cluster_id,
+        hdp_private.pseudonym(person_identifier) as patient_key
+    from canonical
 ),
 
 final as (
     select
-        patient_id,
-        hdp_private.pseudonym(person_identifier) as patient_key,
-        person_match_basis
-    from matched
+        clusters.patient_id,
+        keyed.patient_key,
+        clusters.person_match_basis
+    from clusters
+    inner join keyed on clusters.cluster_id = keyed.cluster_id
 )
 
 select * from final
