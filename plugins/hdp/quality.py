@@ -90,10 +90,17 @@ class GateResult:
         return "\n".join(lines)
 
 
-def _key_sql(primary_key: list[str] | tuple[str, ...]) -> sql.Composable:
+def _key_sql(primary_key: list[str] | tuple[str, ...], qualified: bool = False) -> sql.Composable:
     """The text key a row is quarantined under: its primary key (an internal id, not a value
-    that identifies a person), columns joined with '|'."""
-    parts = [sql.SQL("{}::text").format(sql.Identifier(k)) for k in primary_key]
+    that identifies a person), columns joined with '|'. `qualified`: names are alias.column."""
+
+    def column(name: str) -> sql.Composable:
+        if qualified and "." in name:
+            alias, col = name.split(".", 1)
+            return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(col))
+        return sql.Identifier(name)
+
+    parts = [sql.SQL("{}::text").format(column(k)) for k in primary_key]
     if len(parts) == 1:
         return parts[0]
     return sql.SQL("concat_ws('|', {})").format(sql.SQL(", ").join(parts))
@@ -344,8 +351,8 @@ def _run_gx(
     if asset_name in datasource.get_asset_names():
         datasource.delete_asset(asset_name)
     # the batch as it will be published: quarantined rows are set aside
-    key = _key_sql(primary_key).as_string(None) if len(primary_key) > 1 else None
-    key = key or f'r."{primary_key[0]}"::text'
+    columns = [f'r."{k}"::text' for k in primary_key]
+    key = columns[0] if len(columns) == 1 else f"concat_ws('|', {', '.join(columns)})"
     asset = datasource.add_query_asset(
         name=asset_name,
         query=(
@@ -408,7 +415,7 @@ def validate_batch(
         checks=[c for c in checks if c.level == "row"],
     )
     wh.commit()  # the GX session must see this batch's quarantine
-    quarantined = _quarantined(wh, batch_id)
+    quarantined = _quarantined(wh, batch_id, source, table, primary_key)
     gx_results = _run_gx(
         warehouse_url=warehouse_url,
         quality_dir=quality_dir,
@@ -456,12 +463,21 @@ def validate_batch(
     return gate
 
 
-def _quarantined(wh, batch_id: int) -> int:
+def _quarantined(wh, batch_id: int, source: str, table: str, primary_key: list[str]) -> int:
+    """Raw rows of the batch held in quarantine: every row whose key is quarantined (a key a
+    re-sent line repeats counts each time), as the gate's query asset leaves them all out."""
     with wh.cursor() as cur:
         cur.execute(
-            "select count(distinct record_key) from audit.row_issue "
-            "where batch_id = %s and action = 'quarantine' and released_at is null",
-            (batch_id,),
+            sql.SQL(
+                "select count(*) from {}.{} as r where r._batch_id = %s and exists ("
+                "select 1 from audit.row_issue as q where q.batch_id = %s "
+                "and q.action = 'quarantine' and q.released_at is null and q.record_key = {})"
+            ).format(
+                sql.Identifier(f"raw_{source}"),
+                sql.Identifier(table),
+                _key_sql([f"r.{k}" for k in primary_key], qualified=True),
+            ),
+            (batch_id, batch_id),
         )
         n = cur.fetchone()[0]
     wh.rollback()

@@ -175,7 +175,10 @@ order by rule_id
 def cleaning_counts(wh) -> list[tuple[str, str, str, str, int, int]]:
     """Values each cleaning rule changed, at the latest dbt build (empty before the first)."""
     with wh.cursor() as cur:
-        cur.execute("select to_regclass('marts.mart_cleaning_rule_counts') is not null")
+        cur.execute(
+            "select to_regclass('marts.mart_cleaning_rule_counts') is not null "
+            "and has_table_privilege('marts.mart_cleaning_rule_counts', 'select')"
+        )
         if not cur.fetchone()[0]:
             wh.rollback()
             return []

@@ -118,6 +118,9 @@ def apply_roles(cur, owner: str, database: str) -> None:
         run(q("grant usage, create on schema {} to {}").format(s, _ident(TRANSFORMER)))
         run(q("grant select on all tables in schema {} to {}").format(s, _ident(TRANSFORMER)))
         defaults(schema, "select on tables", [TRANSFORMER])
+    # the Data quality page (logged in as the loader) reads the cleaning counts: schema usage
+    # here, select on that one mart in its dbt post-hook; no other mart is readable
+    run(q("grant usage on schema marts to {}").format(_ident(LOADER)))
     for schema in ("marts", "reference"):
         s = sql.Identifier(schema)
         run(q("grant usage on schema {} to {}").format(s, _ident(ANALYST, DEPT_ANALYST)))
