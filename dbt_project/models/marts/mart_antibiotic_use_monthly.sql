@@ -78,7 +78,7 @@ inpatient_ddd as (
     where
         dispensing.encounter_type = 'IP'
         and medications.is_systemic_antibacterial
-    group by 1, 2
+    group by date_trunc('month', dispensing.dispensed_at)::date, dispensing.department_key
 ),
 
 outpatient_prescriptions as (

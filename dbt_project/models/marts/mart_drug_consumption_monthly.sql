@@ -20,10 +20,10 @@ monthly as (
         sum(quantity) as quantity,
         sum(ddd) as ddd,
         sum(amount) as spend,
-        count(*) filter (where not is_return) as lines,
+        count(*) filter (where not is_return) as lines,  -- noqa: RF04
         count(*) filter (where is_return) as return_lines
     from dispensing
-    group by 1, 2, 3
+    group by date_trunc('month', dispensed_at)::date, medication_key, department_key
 ),
 
 final as (
@@ -37,7 +37,7 @@ final as (
         monthly.quantity::numeric(14, 2) as quantity,
         monthly.ddd::numeric as ddd,
         monthly.spend::numeric(14, 2) as spend,
-        monthly.lines::int as lines,
+        monthly.lines::int as lines,  -- noqa: RF04
         monthly.return_lines::int as return_lines
     from monthly
     left join medications on monthly.medication_key = medications.medication_key

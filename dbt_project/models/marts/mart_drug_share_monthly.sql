@@ -26,7 +26,7 @@ drug_spend as (
         coalesce(sum(dispensing.amount) filter (where medications.is_essential), 0) as essential_drug_spend
     from dispensing
     left join medications on dispensing.medication_key = medications.medication_key
-    group by 1, 2
+    group by date_trunc('month', dispensing.dispensed_at)::date, dispensing.department_key
 ),
 
 encounter_revenue as (
@@ -36,7 +36,7 @@ encounter_revenue as (
         sum(amount) as encounter_revenue
     from encounters
     where coalesce(status, '') <> 'cancelled'
-    group by 1, 2
+    group by date_trunc('month', started_at)::date, department_key
 ),
 
 by_department as (

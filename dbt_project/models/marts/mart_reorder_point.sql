@@ -38,7 +38,7 @@ daily as (
         medication_key,
         sum(quantity) as quantity
     from dispensing
-    group by 1, 2
+    group by dispensed_at::date, medication_key
 ),
 
 bounds as (

@@ -51,7 +51,11 @@ worklist as (
         null as generic_name,
         null as dosage_form
     from prescribed
-    where drug_code not in (select medications.drug_code from medications where not medications.is_unknown_member)
+    where drug_code not in (
+            select medications.drug_code
+            from medications
+            where not medications.is_unknown_member
+        )
 ),
 
 final as (
