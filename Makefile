@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HDP := $(BIN)/python -m hdp
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test up down stop lint lock clean browser summary bench
+.PHONY: install demo test up down stop lint lock clean browser summary bench forecast-bench
 
 install: $(STAMP)
 
@@ -72,3 +72,8 @@ $(BENCH_STAMP): requirements/bench.lock
 .PHONY: bench
 bench: install $(BENCH_STAMP)
 	@$(BIN)/python -m hdp.bench --scale $(BENCH_SCALE) $(BENCH_ARGS)
+
+# Demand forecast against "same month last year" on a simulated 3-year history (own cluster
+# var/bench-forecast on 127.0.0.1:55492; about 4 min). FORECAST_ARGS="--years 4 --holdout 12".
+forecast-bench: install
+	@$(BIN)/python -m hdp.forecast bench $(FORECAST_ARGS)

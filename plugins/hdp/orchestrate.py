@@ -132,7 +132,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("» simulated sources already present (python -m hdp sim advance adds a day)")
     logs = settings.home / "logs"
     started = time.time()
-    for dag_id in ("hdp_ingest_his", "hdp_ingest_pharmacy", "hdp_ingest_lis", "hdp_transform"):
+    dag_ids = (
+        "hdp_ingest_his",
+        "hdp_ingest_pharmacy",
+        "hdp_ingest_lis",
+        "hdp_transform",
+        "hdp_procurement_report",
+    )
+    for dag_id in dag_ids:
         print(f"» airflow dags test {dag_id} ...", flush=True)
         log_file = logs / f"{dag_id}.log"
         log_file.unlink(missing_ok=True)

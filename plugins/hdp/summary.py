@@ -131,6 +131,9 @@ def print_summary(started_at: float | None = None) -> None:
     settings = load_settings()
     console.print(f"Quality checks: [green]{passed} passed[/], [red]{failed} failed[/]")
     console.print(f"Quality report (GX Data Docs): {data_docs_index(settings.quality_dir)}")
+    report = settings.home / "reports" / "procurement_latest.html"
+    if report.exists():
+        console.print(f"Procurement report: {report}")
     console.print(f"DAG run logs: {settings.home / 'logs'}")
     if started_at is not None:
         console.print(f"Pipeline time: {time.time() - started_at:.0f} s")
