@@ -67,7 +67,9 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                         count(*) filter (where not {FAILING}),
                         count(*) filter (where {FAILING}),
                         string_agg(case when {FAILING} then coalesce(q.check_id, q.check_name)
-                            || coalesce('(' || q.column_name || ')', '') end, ', ')
+                            || coalesce('(' || q.column_name || ')', '')
+                            || case when q.status = 'warn' then ' (warning)' else '' end
+                            end, ', ')
                     from audit.load_batch b
                     left join audit.quality_result q using (batch_id)
                     where b.source = %s and b.table_name = %s
@@ -129,7 +131,10 @@ def print_summary(started_at: float | None = None) -> None:
     passed = sum(s.checks_passed for s in statuses)
     failed = sum(s.checks_failed for s in statuses)
     settings = load_settings()
-    console.print(f"Quality checks: [green]{passed} passed[/], [red]{failed} failed[/]")
+    console.print(
+        f"Quality checks: [green]{passed} passed[/], [red]{failed} failed or warned[/] "
+        "(a warning does not block; blocked batches show status rejected)"
+    )
     console.print(f"Quality report (GX Data Docs): {data_docs_index(settings.quality_dir)}")
     report = settings.home / "reports" / "procurement_latest.html"
     if report.exists():
@@ -165,7 +170,7 @@ def _print_source(console: Console, source: str, statuses: list[TableStatus]) ->
     console.print(table)
     for s in statuses:
         if s.checks_failed:
-            console.print(f"[red]✗ {s.table}: failed checks: {s.failed_checks}[/]")
+            console.print(f"[red]✗ {s.table}: checks failing or warning: {s.failed_checks}[/]")
 
 
 def _print_cleaning(console: Console) -> None:
