@@ -88,6 +88,8 @@ NOT_FOR_COMPOSE = {
     "HDP_HISTORY_DAYS",
     # compose's HIS is a separate server with its own init script: db init must not create it
     "HDP_MANAGE_HIS_SOURCE",
+    # the forecast benchmark's own state folder (make forecast-bench, a developer machine)
+    "HDP_BENCH_FORECAST_HOME",
 }
 AIRFLOW_SETTINGS = {
     "AIRFLOW__CORE__EXECUTOR",
