@@ -220,7 +220,7 @@ def test_audit_records_who_loaded_transformed_and_read(built, cluster):
         (lg.loader.user,)
     ]
     built_marts = _rows(lg.warehouse, "select distinct model, built_by from audit.transform_run")
-    assert {m for m, _ in built_marts} == {f"marts.{m}" for m in MARTS}
+    assert {f"marts.{m}" for m in MARTS} <= {m for m, _ in built_marts}  # every mart listed
     assert {b for _, b in built_marts} == {lg.transformer.user}
     owners = _rows(
         lg.warehouse,
