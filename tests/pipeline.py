@@ -17,41 +17,12 @@ from hdp.quality import (
     validate_batch,
 )
 
-MANIFEST = load_manifest("his")
-
 
 def ingest(
     lg: Logins, run_id: str, *, publish: bool = True
 ) -> dict[str, GateResult | QualityGateFailed]:
-    """Extract and gate every table, then publish the run as the DAG does; returns the gate
-    result (or failure) per table. A blocked publish withholds the run's passed batches."""
-    settings = load_settings()
-    src, wh = connect(lg.his_reader), connect(lg.loader)
-    outcome: dict[str, GateResult | QualityGateFailed] = {}
-    try:
-        for spec in MANIFEST.tables:
-            loaded = extract_table(src, wh, MANIFEST, spec.name, run_id)
-            try:
-                outcome[spec.name] = validate_batch(
-                    wh,
-                    warehouse_url=lg.loader.url,
-                    quality_dir=settings.quality_dir,
-                    expectations_dir=settings.expectations_dir,
-                    batch_id=loaded.batch_id,
-                    source="his",
-                    table=spec.name,
-                    primary_key=list(spec.primary_key),
-                )
-            except QualityGateFailed as exc:
-                outcome[spec.name] = exc
-        if publish:
-            with contextlib.suppress(PublishBlocked):  # the failing gate's outcome says why
-                publish_run(wh, source="his", run_id=run_id, tables=list(outcome))
-    finally:
-        src.close()
-        wh.close()
-    build_reports(settings.quality_dir)
-    return outcome
+    """ingest_source() of the HIS."""
+    return ingest_source(lg, "his", run_id, publish=publish)
 
 
 def marts_fingerprint(lg: Logins) -> dict[str, str]:
@@ -79,8 +50,9 @@ def marts_fingerprint(lg: Logins) -> dict[str, str]:
 def ingest_source(
     lg: Logins, source: str, run_id: str, *, publish: bool = True
 ) -> dict[str, GateResult | QualityGateFailed]:
-    """ingest() for any simulated source: extract and gate every table of its manifest with
-    the source's read-only login, then publish the run; the gate result (or failure) per table."""
+    """Extract and gate every table of a simulated source's manifest with its read-only login,
+    then publish the run as the DAG does; returns the gate result (or failure) per table. A
+    blocked publish withholds the run's passed batches."""
     settings = load_settings()
     manifest = load_manifest(source)
     reader = next(read for name, _, read in lg.simulated_sources() if name == source)

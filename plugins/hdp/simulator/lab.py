@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hdp.simulator.his import _rng
 from hdp.simulator.pharmacy import CAT_NAMES, categories, his_clock, read_encounters
 
 FILE_COLUMNS = (
@@ -191,10 +192,6 @@ _SHIFTS = {
     "anaemia": {"HGB": -3.0, "RBC": -2.0},
     "gout": {"UA": 2.5},
 }
-
-
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *keys])))
 
 
 _STREAM_LAB = 11

@@ -43,6 +43,7 @@ import numpy as np
 from psycopg2.extras import execute_values
 
 from hdp.simulator import drugs as rx
+from hdp.simulator.his import _day_ord, _hash01, _rng
 from hdp.simulator.tsv import NULL, copy_rows, money
 
 log = logging.getLogger(__name__)
@@ -189,26 +190,7 @@ class PharmacyConfig:
 # Determinism helpers (same scheme as his.py)
 
 
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *keys])))
-
-
 _STREAM_SETUP, _STREAM_DAY, _STREAM_STOCK, _STREAM_DEFECT, _STREAM_FIX = 1, 2, 3, 4, 5
-_M64 = (1 << 64) - 1
-
-
-def _hash01(keys: np.ndarray, seed: int, salt: int) -> np.ndarray:
-    """Uniform [0, 1) per key, stateless (splitmix64): the same record always draws the same."""
-    x = np.asarray(keys, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    x = x + np.uint64((seed * 0x100000001B3 + salt * 0x9E3779B9) & _M64)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
-def _day_ord(day: date) -> int:
-    return (day - date(1970, 1, 1)).days
 
 
 def _from_ord(d: int) -> date:
