@@ -142,13 +142,13 @@ def test_next_day_brings_new_and_corrected_rows(loaded):
             assert _scalar(
                 wh,
                 f"select count(distinct {pk}) from raw_his.{table} "
-                f"where _batch_id = %s and {pk} = any(%s)",
+                f"where _batch_id = %s and {pk}::text = any(%s)",
                 (second[table], corrected),
             ) == len(set(corrected))
             latest_matches = _scalar(
                 wh,
                 f"select bool_and(r.updated_at >= %s::date) from raw_his.{table} r "
-                f"where r._batch_id = %s and r.{pk} = any(%s)",
+                f"where r._batch_id = %s and r.{pk}::text = any(%s)",
                 (day, second[table], corrected),
             )
             assert latest_matches

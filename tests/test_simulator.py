@@ -279,7 +279,7 @@ def test_advance_day_adds_rows_and_corrections_after_the_watermark(conn):
             pk = PK[table]
             rows = _rows(
                 conn,
-                f"select min(updated_at) from his.{table} where {pk} = any(%s)",
+                f"select min(updated_at) from his.{table} where {pk}::text = any(%s)",
                 (list(ids),),
             )
             assert rows[0][0] > watermark[table]
@@ -291,7 +291,7 @@ def test_advance_day_adds_rows_and_corrections_after_the_watermark(conn):
     for t in tables:
         pk = PK[t]
         since = {
-            r[0]
+            str(r[0])
             for r in _rows(conn, f"select {pk} from his.{t} where updated_at > %s", (watermark[t],))
         }
         assert since == changed.get(t, set()), t

@@ -1,8 +1,17 @@
-{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+{{ config(
+    materialized='incremental',
+    unique_key='diagnosis_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"],
+) }}
 
 -- One row per diagnosis. Diagnoses of a collapsed duplicate visit move to the surviving visit;
 -- those whose encounter is unknown are kept with has_unknown_encounter and the unknown patient.
 -- Codes missing from the reference list are kept and flagged (is_known_code = false).
+-- Incremental (macros/incremental.sql): a run rebuilds the diagnoses published since the last
+-- build (a recoded diagnosis replaces its row) and those of every encounter fct_encounter
+-- rebuilt since then (new key, department or surviving visit: its transformed_at).
 with
 
 diagnoses as (
@@ -20,6 +29,33 @@ encounters as (
 icd10_codes as (
     select * from {{ ref('icd10_codes') }}
 ),
+
+{% if is_incremental() -%}
+
+    changed as (
+        select changed_key as diagnosis_id
+        from (
+            {{ keys_published_since('raw_his', 'diagnoses', 'diagnosis_id', reprocess_since()) }}
+        ) as diagnoses_changed
+        union
+        select raw_diagnoses.diagnosis_id
+        from {{ source('raw_his', 'diagnoses') }} as raw_diagnoses
+        where
+            upper(trim(raw_diagnoses.encounter_type)) || '-' || raw_diagnoses.encounter_id::text in (
+                select rebuilt.encounter_key
+                from encounters as rebuilt
+                where rebuilt.transformed_at >= {{ reprocess_since() }}
+            )
+            or upper(trim(raw_diagnoses.encounter_type)) = 'OP' and raw_diagnoses.encounter_id in (
+                select visit_resolution.visit_id
+                from visit_resolution
+                inner join encounters as rebuilt
+                    on 'OP-' || visit_resolution.surviving_visit_id::text = rebuilt.encounter_key
+                where rebuilt.transformed_at >= {{ reprocess_since() }}
+            )
+    ),
+
+{% endif -%}
 
 icd10_categories as (
     select
@@ -42,6 +78,9 @@ keyed as (
         on
             diagnoses.encounter_type = 'OP'
             and diagnoses.encounter_id = visit_resolution.visit_id
+    {% if is_incremental() -%}
+        where diagnoses.diagnosis_id in (select changed.diagnosis_id from changed)
+    {%- endif %}
 ),
 
 final as (

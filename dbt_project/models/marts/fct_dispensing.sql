@@ -9,6 +9,23 @@ dispensing as (
     select * from {{ ref('int_pharmacy__dispensing') }}
 ),
 
+medication_history as (
+    select * from {{ ref('dim_medication_history') }}
+),
+
+versioned as (
+    -- the drug's catalogue entry (list price, formulary status) when the line was dispensed
+    select
+        dispensing.*,
+        coalesce(medication_history.medication_version_key, '-1') as medication_version_key
+    from dispensing
+    left join medication_history
+        on
+            dispensing.medication_key = medication_history.medication_key
+            and dispensing.dispensed_at >= medication_history.valid_from
+            and dispensing.dispensed_at < medication_history.valid_to
+),
+
 final as (
     select
         dispense_id,
@@ -18,6 +35,7 @@ final as (
         patient_key,
         department_key,
         medication_key,
+        medication_version_key,
         to_char(dispensed_at, 'YYYYMMDD')::int as date_key,
         dispensed_at,
         pharmacy_code,
@@ -38,7 +56,7 @@ final as (
         has_unknown_department,
         has_unknown_line,
         data_source
-    from dispensing
+    from versioned
 )
 
 select * from final

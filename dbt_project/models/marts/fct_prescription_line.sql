@@ -9,6 +9,23 @@ lines as (
     select * from {{ ref('int_pharmacy__prescription_lines') }}
 ),
 
+medication_history as (
+    select * from {{ ref('dim_medication_history') }}
+),
+
+versioned as (
+    -- the drug's catalogue entry (list price, formulary status) when the line was written
+    select
+        lines.*,
+        coalesce(medication_history.medication_version_key, '-1') as medication_version_key
+    from lines
+    left join medication_history
+        on
+            lines.medication_key = medication_history.medication_key
+            and lines.prescribed_at >= medication_history.valid_from
+            and lines.prescribed_at < medication_history.valid_to
+),
+
 final as (
     select
         line_id,
@@ -20,6 +37,7 @@ final as (
         doctor_key,
         department_key,
         medication_key,
+        medication_version_key,
         coalesce(to_char(prescribed_at, 'YYYYMMDD')::int, -1) as date_key,
         prescribed_at,
         prescription_type,
@@ -41,7 +59,7 @@ final as (
         has_unknown_encounter,
         has_unknown_prescription,
         data_source
-    from lines
+    from versioned
 )
 
 select * from final

@@ -21,7 +21,8 @@ Rows grow linearly with scale and days: scale 3 for 90 days, or scale 1 for ten 
 
 Defects are injected at `defect_rate` per kind and table (see DEFECT_KINDS) and every defective
 row is listed in sim.defect_manifest. sim.person_truth links every patient_id to its person.
-sim.change_log lists what advance_day changed (kind new / correction / discharge); generate()
+sim.change_log lists what advance_day changed (kind new / correction / discharge / change:
+promotions, transfers, renamed departments, kept by the warehouse as history); generate()
 logs nothing there (its history is the initial snapshot).
 
 Gender codes 1/2, M/F and 男/女 are the routine mix of a HIS fed by several front ends and are
@@ -145,7 +146,7 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *keys])))
 
 
-_STREAM_STAFF, _STREAM_REGISTRY, _STREAM_DAY, _STREAM_FIX = 1, 2, 3, 4
+_STREAM_STAFF, _STREAM_REGISTRY, _STREAM_DAY, _STREAM_FIX, _STREAM_CHANGE = 1, 2, 3, 4, 5
 _M64 = (1 << 64) - 1
 
 
@@ -450,6 +451,9 @@ def advance_day(conn) -> dict[str, int]:
                 cur, ctx, day, fix_rng, out, changes
             )
             counts |= _correct(cur, ctx, day, fix_rng, out, changes)
+            counts |= _change_reference(
+                _Fixer(cur, ctx, day, _rng(seed, _day_ord(day), _STREAM_CHANGE), changes)
+            )
             for table, chunks in out.tables.items():
                 if table.startswith("sim."):
                     continue
@@ -546,7 +550,9 @@ def _copy_tuples(cur, table: str, rows: list[tuple]) -> None:
     data = []
     for i, c in enumerate(cols):
         values = [r[i] for r in rows]
-        data.append(np.asarray(values, dtype=np.int64 if c == "record_id" else object))
+        if c == "record_id":  # text: a department's key is its code
+            values = [str(v) for v in values]
+        data.append(np.asarray(values, dtype=object))
     copy_rows(cur, table, cols, data)
 
 
@@ -1433,8 +1439,8 @@ class _Fixer:
         secs = np.sort(self.rng.integers(8 * 3600, 20 * 3600, n))
         return np.datetime_as_string(_ts(self.day, secs), unit="s").tolist()
 
-    def log(self, table: str, rid: int, column: str) -> None:
-        self.changes.append((str(self.day), "correction", table, rid, column))
+    def log(self, table: str, rid, column: str, kind: str = "correction") -> None:
+        self.changes.append((str(self.day), kind, table, rid, column))
 
 
 def _correct(cur, ctx: _Context, day: date, rng, out: _Out, changes: list) -> dict[str, int]:
@@ -1571,3 +1577,71 @@ def _correct_patients(fx: _Fixer, k: int) -> int:
             fixes,
         )
     return len(fixes)
+
+
+# Changes of reference data (kind 'change' in sim.change_log): not errors but real events the
+# warehouse keeps as history (type-2 dimensions): promotions, transfers, renamed departments.
+
+RENAMED_SUFFIX = "（中心）"
+
+
+def _change_reference(fx: _Fixer) -> dict[str, int]:
+    """Doctors promoted or transferred within their division; now and then a department renamed."""
+    cur, rng, day, cat = fx.cur, fx.rng, fx.day, fx.ctx.cat
+    cur.execute("select count(*) from his.doctors")
+    k = max(1, round(0.002 * cur.fetchone()[0]))
+    working = ("left_on is null or left_on > %s", (day,))
+    clinical = (
+        f"(select dept_code from his.departments where dept_type = 'clinical') "
+        f"and (left_on is null or left_on > '{day}')"
+    )
+    promoted = _sample_ids(cur, rng, "doctors", "doctor_id", *working, k,
+                           f"and title <> '{TITLES[0]}' and dept_code in {clinical}")  # fmt: skip
+    moved = _sample_ids(cur, rng, "doctors", "doctor_id", *working, int(rng.random() < 0.5),
+                        f"and dept_code in {clinical}")  # fmt: skip
+    when = iter(fx.stamp(len(promoted) + len(moved) + 1))
+    rank = {t: i for i, t in enumerate(TITLES)}
+    code_to_idx = {c: i for i, c in enumerate(cat.dept_codes.tolist())}
+    fixes = []
+    for row in promoted:
+        fixes.append((row[0], row[2], TITLES[rank[row[3]] - 1], next(when)))
+        fx.log("doctors", row[0], "title", "change")
+    for row in moved:
+        d = code_to_idx.get(row[2])
+        if row[0] in {p[0] for p in promoted}:
+            continue
+        if d is None:  # a department that sees no patients
+            continue
+        same = np.flatnonzero((cat.division == cat.division[d]) & ~cat.emergency)
+        same = same[same != d]
+        if len(same):
+            fixes.append((row[0], str(cat.dept_codes[int(same[rng.integers(len(same))])]),
+                          row[3], next(when)))  # fmt: skip
+            fx.log("doctors", row[0], "dept_code", "change")
+    if fixes:
+        execute_values(
+            cur,
+            "update his.doctors d set dept_code = f.dept_code, title = f.title, "
+            "updated_at = f.updated_at::timestamp "
+            "from (values %s) as f (doctor_id, dept_code, title, updated_at) "
+            "where d.doctor_id = f.doctor_id",
+            fixes,
+        )
+    renamed = 0
+    if _day_ord(day) % 10 == 0:  # a department becomes a centre (more beds, a new name)
+        cur.execute(
+            "select dept_code from his.departments where dept_type = 'clinical' "
+            "and dept_name not like %s order by dept_code",
+            (f"%{RENAMED_SUFFIX}",),
+        )
+        codes = [c for (c,) in cur.fetchall()]
+        if codes:
+            code = codes[int(rng.integers(len(codes)))]
+            cur.execute(
+                "update his.departments set dept_name = dept_name || %s, updated_at = %s "
+                "where dept_code = %s",
+                (RENAMED_SUFFIX, next(when), code),
+            )
+            fx.log("departments", code, "dept_name", "change")
+            renamed = 1
+    return {"changed_doctors": len(fixes), "changed_departments": renamed}

@@ -101,9 +101,9 @@ create table if not exists sim.defect_manifest (
 create table if not exists sim.change_log (
     change_id bigserial primary key,
     sim_day date not null,
-    kind text not null,                    -- new / correction / discharge (advance_day only)
+    kind text not null,                    -- new / correction / discharge / change (advance_day)
     table_name text not null,
-    record_id bigint not null,
+    record_id text not null,               -- the record's primary key (a department's is a code)
     column_name text
 );
 
