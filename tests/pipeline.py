@@ -25,24 +25,41 @@ def ingest(
     return ingest_source(lg, "his", run_id, publish=publish)
 
 
+# columns that say when a row was built, not what it holds: two builds of the same data differ
+BUILD_COLUMNS = frozenset({"transformed_at"})
+
+
+def table_fingerprint(cur, schema: str, table: str) -> str:
+    """Row count and md5 over a table's rows, ordered, build-time columns left out."""
+    cur.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, table),
+    )
+    columns = [c for (c,) in cur.fetchall() if c not in BUILD_COLUMNS]
+    row = "row(" + ", ".join(f't."{c}"' for c in columns) + ")::text"
+    cur.execute(
+        f"select count(*)::text || ':' || coalesce(md5(string_agg({row}, '|' "
+        f"order by {row})), '') from {schema}.{table} t"
+    )
+    return cur.fetchone()[0]
+
+
 def marts_fingerprint(lg: Logins) -> dict[str, str]:
     """md5 over every mart's rows, ordered: equal fingerprints = unchanged marts."""
     wh = connect(lg.warehouse)
-    result = {}
     with wh.cursor() as cur:
-        for mart in (
-            "dim_patient",
-            "dim_doctor",
-            "dim_department",
-            "dim_date",
-            "fct_encounter",
-            "fct_diagnosis",
-        ):
-            cur.execute(
-                f"select count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' "
-                f"order by t::text)), '') from marts.{mart} t"
+        result = {
+            mart: table_fingerprint(cur, "marts", mart)
+            for mart in (
+                "dim_patient",
+                "dim_doctor",
+                "dim_department",
+                "dim_date",
+                "fct_encounter",
+                "fct_diagnosis",
             )
-            result[mart] = cur.fetchone()[0]
+        }
     wh.close()
     return result
 

@@ -69,9 +69,9 @@ def test_dag_integrity(airflow_env):
     assert dags["hdp_transform"]["tasks"] >= 12
 
 
-def _dags_test(dag_id: str, env) -> subprocess.CompletedProcess[str]:
+def _dags_test(dag_id: str, env, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["airflow", "dags", "test", dag_id],
+        ["airflow", "dags", "test", dag_id, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -80,6 +80,7 @@ def _dags_test(dag_id: str, env) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(1800)  # four real DAG runs of the transform, one model per task
 def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     from hdp.database import logins
 
@@ -127,6 +128,23 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     # the transform is not triggered by a failed ingest; run it anyway: nothing changes
     assert _dags_test("hdp_transform", airflow_env).returncode == 0
     assert marts_fingerprint(lg) == before
+
+    # a run triggered with full_refresh rebuilds every encounter, to the same rows
+    rebuilt_before = _transformed_at(lg)
+    full = _dags_test("hdp_transform", airflow_env, "--conf", '{"full_refresh": true}')
+    assert full.returncode == 0, (full.stdout + full.stderr)[-4000:]
+    assert marts_fingerprint(lg) == before
+    oldest, newest = _transformed_at(lg)
+    assert oldest == newest > rebuilt_before[1]
+
+
+def _transformed_at(lg) -> tuple:
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute("select min(transformed_at), max(transformed_at) from marts.fct_encounter")
+        result = cur.fetchone()
+    wh.close()
+    return result
 
 
 @contextlib.contextmanager

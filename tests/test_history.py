@@ -20,7 +20,8 @@ from hdp.database import connect
 from hdp.dbt import run_dbt
 from hdp.quality import GateResult
 from hdp.simulator import his, pharmacy
-from tests.pipeline import ingest, ingest_source
+from hdp.summary import HISTORY_DIMENSIONS, history_counts, last_incremental_build
+from tests.pipeline import ingest, ingest_source, table_fingerprint
 
 DAYS = 4
 FIRST_DAY = date(2024, 1, 1)
@@ -30,7 +31,6 @@ HISTORY_DAYS = 36
 NO_WINDOW = ["--vars", "{reprocess_window_hours: 0}"]
 # run logs and bookkeeping, not results: they differ between two builds by design
 NOT_COMPARED = {"mart_cleaning_rule_counts"}
-BUILD_COLUMNS = {"transformed_at"}
 
 
 def _rows(dsn, query: str, params=None) -> list[tuple]:
@@ -49,34 +49,15 @@ def _ingest_all(lg, run_id: str) -> None:
 
 def _marts(lg) -> dict[str, str]:
     """Per mart table: row count and md5 over its rows (build-time columns left out)."""
-    tables = [
-        t
-        for (t,) in _rows(
-            lg.warehouse,
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(
             "select table_name from information_schema.tables "
-            "where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1",
+            "where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1"
         )
-        if t not in NOT_COMPARED
-    ]
-    result = {}
-    for table in tables:
-        columns = [
-            c
-            for (c,) in _rows(
-                lg.warehouse,
-                "select column_name from information_schema.columns "
-                "where table_schema = 'marts' and table_name = %s order by ordinal_position",
-                (table,),
-            )
-            if c not in BUILD_COLUMNS
-        ]
-        row = "row(" + ", ".join(f't."{c}"' for c in columns) + ")::text"
-        (value,) = _rows(
-            lg.warehouse,
-            f"select count(*)::text || ':' || coalesce(md5(string_agg({row}, '|' "
-            f"order by {row})), '') from marts.{table} t",
-        )[0]
-        result[table] = value
+        tables = [t for (t,) in cur.fetchall() if t not in NOT_COMPARED]
+        result = {t: table_fingerprint(cur, "marts", t) for t in tables}
+    wh.close()
     return result
 
 
@@ -309,6 +290,25 @@ def test_returns_after_a_sale_net_out_once(history):
     # each return is in the fact once, negative, and names the sale it reverses
     assert {f[0]: f[1] for f in facts} == expected
     assert all(negative and n == 1 for _, _, negative, n in facts)
+
+
+def test_summary_counts_history_and_the_last_incremental_build(history):
+    lg = history["lg"]
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        counts = {c.dimension: c for c in history_counts(cur)}
+        rebuilt = last_incremental_build(cur)
+    wh.close()
+    assert set(counts) == set(HISTORY_DIMENSIONS)
+    # only the simulator's changes give a doctor or a department a second period
+    assert counts["dim_doctor_history"].changed == len(set(_changes(lg, "change", "doctors")))
+    renamed = set(_changes(lg, "change", "departments"))
+    assert counts["dim_department_history"].changed == len(renamed) > 0
+    assert counts["dim_medication_history"].changed > 0
+    assert counts["dim_patient_history"].changed > 0
+    for c in counts.values():
+        assert c.periods >= c.members + c.changed  # a member that changed has 2+ periods
+    assert rebuilt == history["rebuilt"][-1]
 
 
 def test_incremental_runs_equal_a_full_refresh(history):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetAny, dag, get_current_context, task
+from airflow.sdk import Asset, AssetAny, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from hdp.config import load_settings
@@ -219,12 +219,23 @@ def build_transform_dag():
         max_active_runs=1,
         tags=["hdp", "transform", "dbt"],
         default_args=_default_args("data-platform"),
+        params={
+            "full_refresh": Param(
+                False,
+                type="boolean",
+                description="Rebuild the incremental facts from scratch (dbt --full-refresh).",
+            )
+        },
         doc_md="""
 ### Transform: dbt star schema
 Runs when a source's raw asset has been updated by a published ingest run. Each dbt model is a
 task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
 whose status is `published` in `audit.load_batch`, less quarantined rows. Marts enforce
 contracts.
+
+The large facts (`fct_encounter`, `fct_diagnosis`) are incremental: a run rebuilds the rows
+whose inputs changed since the last build, less the `reprocess_window_hours` window. To rebuild
+them from scratch (after changing their logic), trigger this DAG with `full_refresh` on.
 """,
     )
     def transform():
@@ -253,7 +264,8 @@ contracts.
                 # relationship tests span two models: run them once both exist
                 should_detach_multiple_parents_tests=True,
             ),
-            operator_args={"install_deps": False},
+            # "{{ params.full_refresh }}": Cosmos reads the rendered string as a boolean
+            operator_args={"install_deps": False, "full_refresh": "{{ params.full_refresh }}"},
         )
         models >> marts_published()
 

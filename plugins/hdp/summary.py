@@ -128,6 +128,7 @@ def print_summary(started_at: float | None = None) -> None:
         star.add_row(name, "not built" if rows is None else str(rows))
     console.print(star)
     _print_cleaning(console)
+    _print_history(console)
     passed = sum(s.checks_passed for s in statuses)
     failed = sum(s.checks_failed for s in statuses)
     settings = load_settings()
@@ -189,3 +190,71 @@ def _print_cleaning(console: Console) -> None:
     for rule, _table, _column, _fixes, checked, changed in counts:
         table.add_row(rule, str(changed), str(checked))
     console.print(table)
+
+
+HISTORY_DIMENSIONS = {
+    "dim_doctor_history": "doctor_key",
+    "dim_department_history": "department_key",
+    "dim_medication_history": "medication_key",
+    "dim_patient_history": "patient_key",
+}
+
+
+@dataclass(frozen=True)
+class HistoryCount:
+    dimension: str
+    members: int  # durable keys, the unknown member left out
+    periods: int
+    changed: int  # members with more than one period
+
+
+def history_counts(cur) -> list[HistoryCount]:
+    """Periods per type-2 dimension (the ones built so far)."""
+    result = []
+    for dimension, key in HISTORY_DIMENSIONS.items():
+        cur.execute("select to_regclass(%s)", (f"marts.{dimension}",))
+        if cur.fetchone()[0] is None:
+            continue
+        cur.execute(
+            f"select count(distinct {key}), count(*), "
+            f"count(distinct {key}) filter (where version_number > 1) "
+            f"from marts.{dimension} where not is_unknown_member"
+        )
+        result.append(HistoryCount(dimension, *(int(v) for v in cur.fetchone())))
+    return result
+
+
+def last_incremental_build(cur, fact: str = "fct_encounter") -> tuple[int, int] | None:
+    """(rows rebuilt by the fact's latest build, rows in it), or None before the first build."""
+    cur.execute("select to_regclass(%s)", (f"marts.{fact}",))
+    if cur.fetchone()[0] is None:
+        return None
+    cur.execute(
+        f"select count(*) filter (where transformed_at = (select max(transformed_at) "
+        f"from marts.{fact})), count(*) from marts.{fact}"
+    )
+    rebuilt, total = cur.fetchone()
+    return int(rebuilt), int(total)
+
+
+def _print_history(console: Console) -> None:
+    wh = connect(logins().warehouse)
+    try:
+        with wh.cursor() as cur:
+            counts = history_counts(cur)
+            rebuilt = last_incremental_build(cur)
+    finally:
+        wh.close()
+    if not counts:
+        return
+    table = Table(title="History: type-2 dimensions (periods valid_from → valid_to)")
+    for col in ("dimension", "members", "periods", "members that changed"):
+        table.add_column(col, justify="left" if col == "dimension" else "right")
+    for c in counts:
+        table.add_row(c.dimension, str(c.members), str(c.periods), str(c.changed))
+    console.print(table)
+    if rebuilt is not None:
+        console.print(
+            f"fct_encounter (incremental): the latest build rebuilt {rebuilt[0]} of "
+            f"{rebuilt[1]} encounters"
+        )
