@@ -1,8 +1,8 @@
 {#- Incremental facts (fct_encounter, fct_diagnosis) rebuild only the rows whose inputs changed
     since their last build, less a reprocessing window for late data:
       reprocess_since()  the last successful build of this model (audit.transform_run), minus
-                         var('reprocess_window_hours') (environment HDP_REPROCESS_WINDOW_HOURS
-                         overrides it). A batch whose publish transaction began
+                         var('reprocess_window_hours') (dbt_project.yml: the environment's
+                         HDP_REPROCESS_WINDOW_HOURS, else 24). A batch whose publish transaction began
                          before the build but committed after it is caught by the window; a
                          model never built incrementally starts from -infinity.
       keys_published_since(source, table, key, since)
@@ -12,7 +12,7 @@
     (
         select
             coalesce(max(transform_run.built_at), '-infinity'::timestamptz)
-            - interval '{{ env_var("HDP_REPROCESS_WINDOW_HOURS", var("reprocess_window_hours") | string) | float }} hours'
+            - interval '{{ var("reprocess_window_hours") | float }} hours'
         from {{ source('audit', 'transform_run') }} as transform_run
         where transform_run.model = '{{ this.schema }}.{{ this.identifier }}'
     )

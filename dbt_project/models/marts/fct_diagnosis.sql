@@ -43,14 +43,19 @@ icd10_codes as (
         where
             upper(trim(raw_diagnoses.encounter_type)) || '-' || raw_diagnoses.encounter_id::text in (
                 select rebuilt.encounter_key
-                from encounters as rebuilt
+                from {{ ref('fct_encounter') }} as rebuilt
                 where rebuilt.transformed_at >= {{ reprocess_since() }}
             )
-            or upper(trim(raw_diagnoses.encounter_type)) = 'OP' and raw_diagnoses.encounter_id in (
-                select visit_resolution.visit_id
-                from visit_resolution
-                inner join encounters as rebuilt
-                    on 'OP-' || visit_resolution.surviving_visit_id::text = rebuilt.encounter_key
+        union
+        -- diagnoses of a visit collapsed into a rebuilt encounter
+        select raw_diagnoses.diagnosis_id
+        from {{ source('raw_his', 'diagnoses') }} as raw_diagnoses
+        where
+            upper(trim(raw_diagnoses.encounter_type)) = 'OP' and raw_diagnoses.encounter_id in (
+                select resolved.visit_id
+                from {{ ref('int_his__outpatient_visits_resolved') }} as resolved
+                inner join {{ ref('fct_encounter') }} as rebuilt
+                    on 'OP-' || resolved.surviving_visit_id::text = rebuilt.encounter_key
                 where rebuilt.transformed_at >= {{ reprocess_since() }}
             )
     ),

@@ -56,92 +56,100 @@ patient_history as (
 
 {% if is_incremental() -%}
 
-    visit_resolution as (
-        select * from {{ ref('int_his__outpatient_visits_resolved') }}
-    ),
-
-    previous as (
-        select * from {{ this }}
-    ),
-
+    -- Each branch reads tables, not the CTEs above (a CTE read twice is materialised and
+    -- leaves the planner without statistics), and each is one join or anti-join: a NOT EXISTS
+    -- under OR runs once per fact row.
     changed as (
-    -- a visit or admission published since the last build: the encounter it survives as
-        select 'OP-' || visit_resolution.surviving_visit_id::text as encounter_key
-        from visit_resolution
-        where visit_resolution.visit_id in (
+        -- a visit or admission published since the last build: the encounter it survives as
+        select 'OP-' || resolved.surviving_visit_id::text as encounter_key
+        from {{ ref('int_his__outpatient_visits_resolved') }} as resolved
+        where resolved.visit_id in (
                 {{ keys_published_since('raw_his', 'outpatient_visits', 'visit_id', reprocess_since()) }}
             )
         union
-        select 'IP-' || changed_key::text as encounter_key
+        select 'IP-' || admissions.changed_key::text as encounter_key
         from (
-        {{ keys_published_since(
-            'raw_his', 'inpatient_admissions', 'admission_id', reprocess_since()
-        ) }}
+            {{ keys_published_since(
+                'raw_his', 'inpatient_admissions', 'admission_id', reprocess_since()
+            ) }}
         ) as admissions
         union
         -- a person whose registrations changed (birth date, sex, address, new duplicate)
-        select encounters.encounter_key
-        from encounters
-        inner join key_map as changed_map on encounters.patient_id = changed_map.patient_id
-        inner join key_map as person_map on changed_map.patient_key = person_map.patient_key
-        where person_map.patient_id in (
-                {{ keys_published_since('raw_his', 'patients', 'patient_id', reprocess_since()) }}
+        select unioned.encounter_key
+        from {{ ref('int_encounters__unioned') }} as unioned
+        where unioned.patient_id in (
+                select person_map.patient_id
+                from {{ ref('int_his__patient_key_map') }} as person_map
+                where person_map.patient_key in (
+                        select changed_map.patient_key
+                        from {{ ref('int_his__patient_key_map') }} as changed_map
+                        where changed_map.patient_id in (
+                                {{ keys_published_since('raw_his', 'patients', 'patient_id', reprocess_since()) }}
+                            )
+                    )
             )
         union
         -- new, newly surviving, re-keyed by the patient index, or collapsed with another count
-        select encounters.encounter_key
-        from encounters
-        left join key_map on encounters.patient_id = key_map.patient_id
-        left join previous on encounters.encounter_key = previous.encounter_key
+        select unioned.encounter_key
+        from {{ ref('int_encounters__unioned') }} as unioned
+        left join {{ ref('int_his__patient_key_map') }} as current_map
+            on unioned.patient_id = current_map.patient_id
+        left join {{ this }} as previous on unioned.encounter_key = previous.encounter_key
         where
             previous.encounter_key is null
-            or previous.patient_key is distinct from coalesce(key_map.patient_key, '-1')
-            or previous.duplicates_collapsed is distinct from encounters.duplicates_collapsed
+            or previous.patient_key is distinct from coalesce(current_map.patient_key, '-1')
+            or previous.duplicates_collapsed is distinct from unioned.duplicates_collapsed
         union
         -- a dimension version that no longer covers the encounter (a late change of a doctor,
         -- department or person splits the period it fell in)
         select previous.encounter_key
-        from previous
+        from {{ this }} as previous
         where
-            (
-                previous.doctor_version_key <> '-1'
-                and not exists (
-                    select 1 from doctor_history
-                    where
-                        doctor_history.version_key = previous.doctor_version_key
-                        and previous.started_at >= doctor_history.valid_from
-                        and previous.started_at < doctor_history.valid_to
-                )
-            )
-            or (
-                previous.department_version_key <> '-1'
-                and not exists (
-                    select 1 from department_history
-                    where
-                        department_history.version_key = previous.department_version_key
-                        and previous.started_at >= department_history.valid_from
-                        and previous.started_at < department_history.valid_to
-                )
-            )
-            or not exists (
-                select 1 from patient_history
+            previous.doctor_version_key <> '-1'
+            and not exists (
+                select 1 from {{ ref('int_history__doctors') }} as period
                 where
-                    patient_history.patient_version_key = previous.patient_version_key
-                    and previous.started_at >= patient_history.valid_from
-                    and previous.started_at < patient_history.valid_to
+                    period.version_key = previous.doctor_version_key
+                    and previous.started_at >= period.valid_from
+                    and previous.started_at < period.valid_to
+            )
+        union
+        select previous.encounter_key
+        from {{ this }} as previous
+        where
+            previous.department_version_key <> '-1'
+            and not exists (
+                select 1 from {{ ref('int_history__departments') }} as period
+                where
+                    period.version_key = previous.department_version_key
+                    and previous.started_at >= period.valid_from
+                    and previous.started_at < period.valid_to
+            )
+        union
+        select previous.encounter_key
+        from {{ this }} as previous
+        where not exists (
+                select 1 from {{ ref('dim_patient_history') }} as period
+                where
+                    period.patient_version_key = previous.patient_version_key
+                    and previous.started_at >= period.valid_from
+                    and previous.started_at < period.valid_to
             )
         union
         -- a doctor or department with a version published since the last build
-        select encounters.encounter_key
-        from encounters
-        where
-            encounters.doctor_id in (
+        select unioned.encounter_key
+        from {{ ref('int_encounters__unioned') }} as unioned
+        where unioned.doctor_id in (
                 {{ keys_published_since('raw_his', 'doctors', 'doctor_id', reprocess_since()) }}
             )
-            or encounters.dept_code in (
-                select {{ normalize_code('changed_key') }}
-                from ({{ keys_published_since('raw_his', 'departments', 'dept_code', reprocess_since()) }})
-                    as departments_changed
+        union
+        select unioned.encounter_key
+        from {{ ref('int_encounters__unioned') }} as unioned
+        where unioned.dept_code in (
+                select {{ normalize_code('departments_changed.changed_key') }}
+                from (
+                    {{ keys_published_since('raw_his', 'departments', 'dept_code', reprocess_since()) }}
+                ) as departments_changed
             )
     ),
 
