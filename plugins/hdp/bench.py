@@ -240,12 +240,17 @@ class Bench:
             wh.close()
         return out
 
+    @property
+    def dbt_target(self) -> Path:
+        """Where the bench's dbt writes manifest and run results (never the shared dbt_project/)."""
+        return self.settings.home / "dbt-target"
+
     def env(self) -> dict[str, str]:
         from hdp.env import platform_env
 
         env = {**os.environ, **platform_env(self.settings)}
         # dbt writes its target and logs under HDP_HOME, not into the shared dbt_project/
-        env["DBT_TARGET_PATH"] = str(self.settings.home / "dbt-target")
+        env["DBT_TARGET_PATH"] = str(self.dbt_target)
         env["DBT_LOG_PATH"] = str(self.settings.home / "dbt-logs")
         # the baselines write into the owner's schema `bench` through the hdp_warehouse
         # connection (the pipeline's own loader login may not)
@@ -278,7 +283,7 @@ class Bench:
     def model_seconds(self, *models: str) -> float:
         """Execution time of these models in the latest dbt invocation (run_results.json)."""
         results = json.loads(
-            (self.settings.dbt_project_dir / "target" / "run_results.json").read_text()
+            (self.dbt_target / "run_results.json").read_text()
         )
         times = {
             r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"]
