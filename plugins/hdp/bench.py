@@ -282,9 +282,7 @@ class Bench:
 
     def model_seconds(self, *models: str) -> float:
         """Execution time of these models in the latest dbt invocation (run_results.json)."""
-        results = json.loads(
-            (self.dbt_target / "run_results.json").read_text()
-        )
+        results = json.loads((self.dbt_target / "run_results.json").read_text())
         times = {
             r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"]
             for r in results["results"]
