@@ -99,3 +99,34 @@ def ingest_source(
         wh.close()
     build_reports(settings.quality_dir)
     return outcome
+
+
+def ingest_files(lg: Logins, source: str, folder, run_id: str) -> dict[str, GateResult]:
+    """Load, gate and publish the new files of a file source (as hdp_ingest_<source> does);
+    returns the gate result per file. A failing gate raises."""
+    from hdp.filedrop import ingest_file, list_new_files, publish_files
+
+    settings = load_settings()
+    manifest = load_manifest(source)
+    spec = manifest.tables[0]
+    wh = connect(lg.loader)
+    outcome: dict[str, GateResult] = {}
+    try:
+        for path in list_new_files(wh, manifest, folder):
+            loaded = ingest_file(wh, manifest, path, run_id)
+            if loaded.batch_id is None:
+                continue
+            outcome[path.name] = validate_batch(
+                wh,
+                warehouse_url=lg.loader.url,
+                quality_dir=settings.quality_dir,
+                expectations_dir=settings.expectations_dir,
+                batch_id=loaded.batch_id,
+                source=source,
+                table=spec.name,
+                primary_key=list(spec.primary_key),
+            )
+        publish_files(wh, manifest=manifest, run_id=run_id)
+    finally:
+        wh.close()
+    return outcome

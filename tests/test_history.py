@@ -19,9 +19,14 @@ import pytest
 from hdp.database import connect
 from hdp.dbt import run_dbt
 from hdp.quality import GateResult
-from hdp.simulator import his, pharmacy
-from hdp.summary import HISTORY_DIMENSIONS, history_counts, last_incremental_build
-from tests.pipeline import ingest, ingest_source, table_fingerprint
+from hdp.simulator import his, lab, pharmacy
+from hdp.summary import (
+    HISTORY_DIMENSIONS,
+    INCREMENTAL_FACTS,
+    history_counts,
+    last_incremental_build,
+)
+from tests.pipeline import ingest, ingest_files, ingest_source, table_fingerprint
 
 DAYS = 4
 FIRST_DAY = date(2024, 1, 1)
@@ -42,9 +47,13 @@ def _rows(dsn, query: str, params=None) -> list[tuple]:
     return rows
 
 
-def _ingest_all(lg, run_id: str) -> None:
-    for outcome in (ingest(lg, run_id), ingest_source(lg, "pharmacy", run_id)):
-        assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
+def _ingest_all(lg, run_id: str, lis_folder) -> None:
+    for outcome in (
+        ingest(lg, run_id),
+        ingest_source(lg, "pharmacy", run_id),
+        ingest_files(lg, "lis", lis_folder, run_id),
+    ):
+        assert outcome and all(isinstance(r, GateResult) for r in outcome.values()), outcome
 
 
 def _marts(lg) -> dict[str, str]:
@@ -62,7 +71,7 @@ def _marts(lg) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def history(cluster, pg_admin_dsn):
+def history(cluster, pg_admin_dsn, tmp_path_factory):
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
@@ -72,24 +81,26 @@ def history(cluster, pg_admin_dsn):
     his_owner, ph_owner = connect(lg.his_owner), connect(lg.pharmacy_owner)
     his.generate(his_owner, his.SimConfig(seed=5, scale=0.02, history_days=HISTORY_DAYS))
     pharmacy.generate(ph_owner, his_owner, pharmacy.PharmacyConfig(seed=5))
-    _ingest_all(lg, "run-0")
+    lis_folder = tmp_path_factory.mktemp("lis")
+    lab.write_drops(his_owner, lis_folder, seed=5)  # one results file per day of the history
+    _ingest_all(lg, "run-0", lis_folder)
     run_dbt("seed")
     run_dbt("build")
     (encounters_before,) = _rows(lg.warehouse, "select count(*) from marts.fct_encounter")[0]
-    rebuilt = []
+    rebuilt: dict[str, list[tuple[int, int]]] = {fact: [] for fact in INCREMENTAL_FACTS}
     for day in range(1, DAYS + 1):
         his.advance_day(his_owner)
         pharmacy.advance_day(ph_owner, his_owner)
-        _ingest_all(lg, f"run-{day}")
+        today = pharmacy.his_clock(his_owner)[1]  # the day just simulated
+        lab.write_drops(his_owner, lis_folder, seed=5, first_day=today, last_day=today)
+        _ingest_all(lg, f"run-{day}", lis_folder)
         build = run_dbt("build", *NO_WINDOW)
         assert "ERROR=0" in build.stdout.replace(" ", ""), build.stdout[-3000:]
-        rebuilt.append(
-            _rows(
-                lg.warehouse,
-                "select count(*) filter (where transformed_at = (select max(transformed_at) "
-                "from marts.fct_encounter)), count(*) from marts.fct_encounter",
-            )[0]
-        )
+        wh = connect(lg.warehouse)
+        with wh.cursor() as cur:
+            for fact in INCREMENTAL_FACTS:
+                rebuilt[fact].append(last_incremental_build(cur, fact))
+        wh.close()
     his_owner.close()
     ph_owner.close()
     # the tests below look at the marts as the incremental runs left them; the last test
@@ -119,10 +130,12 @@ def _quarantined(lg, table: str) -> set[str]:
 
 
 def test_incremental_runs_rebuild_only_what_changed(history):
-    # each day's run rebuilt some encounters (the day's new ones at least) but far from all
-    for rebuilt, total in history["rebuilt"]:
-        assert 0 < rebuilt < total / 3, (rebuilt, total)
-    assert history["rebuilt"][-1][1] > history["encounters_before"]
+    # each day's run rewrote some rows of each incremental fact (the day's new ones at least)
+    # but far from all
+    for fact in INCREMENTAL_FACTS:
+        for rebuilt, total in history["rebuilt"][fact]:
+            assert 0 < rebuilt < total / 3, (fact, rebuilt, total)
+    assert history["rebuilt"]["fct_encounter"][-1][1] > history["encounters_before"]
 
 
 def test_simulated_days_changed_reference_data(history):
@@ -308,7 +321,43 @@ def test_summary_counts_history_and_the_last_incremental_build(history):
     assert counts["dim_patient_history"].changed > 0
     for c in counts.values():
         assert c.periods >= c.members + c.changed  # a member that changed has 2+ periods
-    assert rebuilt == history["rebuilt"][-1]
+    assert rebuilt == history["rebuilt"]["fct_encounter"][-1]
+
+
+def test_a_fact_built_before_row_hash_upgrades_without_a_full_refresh(history):
+    """A warehouse built when fct_dispensing was a plain table: the next incremental run adds
+    row_hash and transformed_at and rewrites every row once, to the same values."""
+    lg = history["lg"]
+    owner = connect(lg.transformer)  # dbt's login owns the marts
+    with owner.cursor() as cur:
+        before = table_fingerprint(cur, "marts", "fct_dispensing")
+        cur.execute(
+            "alter table marts.fct_dispensing drop column row_hash, drop column transformed_at"
+        )
+    owner.commit()
+    owner.close()
+    build = run_dbt("build", "--select", "fct_dispensing", *NO_WINDOW)
+    assert "ERROR=0" in build.stdout.replace(" ", ""), build.stdout[-3000:]
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        rebuilt, total = last_incremental_build(cur, "fct_dispensing")
+        cur.execute("select count(*) from marts.fct_dispensing where row_hash is null")
+        (without_hash,) = cur.fetchone()
+        after = table_fingerprint(cur, "marts", "fct_dispensing")
+    wh.close()
+    assert rebuilt == total > 0 and without_hash == 0
+    assert after == before
+    # and a second run finds nothing to rewrite
+    run_dbt("run", "--select", "fct_dispensing", *NO_WINDOW)
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(
+            "select count(*) from marts.fct_dispensing "
+            "where transformed_at > (select min(transformed_at) from marts.fct_dispensing)"
+        )
+        (rewritten_again,) = cur.fetchone()
+    wh.close()
+    assert rewritten_again == 0
 
 
 def test_incremental_runs_equal_a_full_refresh(history):

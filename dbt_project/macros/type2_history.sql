@@ -63,7 +63,7 @@
     )
 
     select
-        md5({{ key_column }}::text || '|' || valid_from::text) as version_key,
+        {{ version_key(key_column, 'valid_from') }} as version_key,
         {{ key_column }},
         {{ tracked_columns | join(',\n        ') }},
         version_number::int as version_number,

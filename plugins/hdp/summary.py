@@ -199,6 +199,14 @@ HISTORY_DIMENSIONS = {
     "dim_patient_history": "patient_key",
 }
 
+# incremental facts that stamp each row they (re)write with transformed_at, and what a row is
+INCREMENTAL_FACTS = {
+    "fct_encounter": "encounters",
+    "fct_prescription_line": "prescription lines",
+    "fct_dispensing": "dispensings",
+    "fct_lab_result": "lab results",
+}
+
 
 @dataclass(frozen=True)
 class HistoryCount:
@@ -225,13 +233,17 @@ def history_counts(cur) -> list[HistoryCount]:
 
 
 def last_incremental_build(cur, fact: str = "fct_encounter") -> tuple[int, int] | None:
-    """(rows rebuilt by the fact's latest build, rows in it), or None before the first build."""
+    """(rows the fact's latest build wrote, rows in it), or None before the first build.
+
+    A build stamps the rows it writes with transformed_at and records itself in
+    audit.transform_run in the same transaction, so both hold the same now()."""
     cur.execute("select to_regclass(%s)", (f"marts.{fact}",))
     if cur.fetchone()[0] is None:
         return None
     cur.execute(
-        f"select count(*) filter (where transformed_at = (select max(transformed_at) "
-        f"from marts.{fact})), count(*) from marts.{fact}"
+        "select count(*) filter (where transformed_at = (select max(built_at) "
+        f"from audit.transform_run where model = %s)), count(*) from marts.{fact}",
+        (f"marts.{fact}",),
     )
     rebuilt, total = cur.fetchone()
     return int(rebuilt), int(total)
@@ -242,7 +254,7 @@ def _print_history(console: Console) -> None:
     try:
         with wh.cursor() as cur:
             counts = history_counts(cur)
-            rebuilt = last_incremental_build(cur)
+            rebuilt = {fact: last_incremental_build(cur, fact) for fact in INCREMENTAL_FACTS}
     finally:
         wh.close()
     if not counts:
@@ -253,8 +265,9 @@ def _print_history(console: Console) -> None:
     for c in counts:
         table.add_row(c.dimension, str(c.members), str(c.periods), str(c.changed))
     console.print(table)
-    if rebuilt is not None:
-        console.print(
-            f"fct_encounter (incremental): the latest build rebuilt {rebuilt[0]} of "
-            f"{rebuilt[1]} encounters"
-        )
+    for fact, counts_of_fact in rebuilt.items():
+        if counts_of_fact is not None:
+            console.print(
+                f"{fact} (incremental): the latest build rebuilt {counts_of_fact[0]:,} of "
+                f"{counts_of_fact[1]:,} {INCREMENTAL_FACTS[fact]}"
+            )

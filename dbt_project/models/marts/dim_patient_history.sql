@@ -33,7 +33,7 @@ known as (
 
 without_address as (
     select
-        md5(patients.patient_key || '|' || '1900-01-01 00:00:00') as patient_version_key,
+        {{ version_key('patients.patient_key', "timestamp '1900-01-01'") }} as patient_version_key,
         patients.patient_key,
         null::text as residence_district,
         1 as version_number,

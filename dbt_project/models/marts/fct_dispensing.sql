@@ -1,8 +1,23 @@
-{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+{#- on_schema_change: a table built before row_hash existed gets the new columns, and every
+    row is rewritten once (no full refresh needed) -#}
+{{ config(
+    materialized='incremental',
+    unique_key='dispense_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook=[
+        "{{ delete_vanished_rows('dispense_id', ref('int_pharmacy__dispensing')) }}",
+        "{{ enable_department_rls() }}",
+        "{{ record_transform() }}",
+    ],
+) }}
 
 -- One row per dispensing event: sales (positive quantity) and returns (退药: negative
 -- quantity, amount and DDDs, is_return), so sums are net. Re-sent copies are collapsed
 -- (duplicates_collapsed) and prices typed 100x too high are corrected (is_price_100x).
+-- Incremental by row hash (macros/incremental.sql): a run writes only the dispensings that are
+-- new or whose values changed (a return, a corrected price, a new patient key); a dispensing
+-- gone from the input is deleted (post-hook).
 with
 
 dispensing as (
@@ -57,6 +72,14 @@ final as (
         has_unknown_line,
         data_source
     from versioned
+),
+
+hashed as (
+    {{ with_row_hash('final') }}
 )
 
-select * from final
+{% if is_incremental() -%}
+    {{ only_changed_rows('hashed', 'dispense_id') }}
+{%- else -%}
+    select * from hashed
+{%- endif %}

@@ -1,8 +1,22 @@
-{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+{#- on_schema_change: a table built before row_hash existed gets the new columns, and every
+    row is rewritten once (no full refresh needed) -#}
+{{ config(
+    materialized='incremental',
+    unique_key='lab_result_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook=[
+        "{{ delete_vanished_rows('lab_result_key', ref('stg_lis__results'), 'result_id') }}",
+        "{{ enable_department_rls() }}",
+        "{{ record_transform() }}",
+    ],
+) }}
 
 -- One row per laboratory result. The patient is the pseudonymised patient_key (never the HIS
 -- patient id); results of a collapsed duplicate visit point at the surviving visit; results
 -- whose patient or encounter is unknown are kept, flagged, on the unknown patient.
+-- Incremental by row hash (macros/incremental.sql): a run writes only the results that are new
+-- or whose values changed; a result gone from the input is deleted (post-hook).
 with
 
 results as (
@@ -72,6 +86,14 @@ final as (
         keyed.data_source
     from keyed
     left join encounters on keyed.named_encounter_key = encounters.encounter_key
+),
+
+hashed as (
+    {{ with_row_hash('final') }}
 )
 
-select * from final
+{% if is_incremental() -%}
+    {{ only_changed_rows('hashed', 'lab_result_key') }}
+{%- else -%}
+    select * from hashed
+{%- endif %}

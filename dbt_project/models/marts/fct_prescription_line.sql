@@ -1,8 +1,23 @@
-{{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
+{#- on_schema_change: a table built before row_hash existed gets the new columns, and every
+    row is rewritten once (no full refresh needed) -#}
+{{ config(
+    materialized='incremental',
+    unique_key='line_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook=[
+        "{{ delete_vanished_rows('line_id', ref('int_pharmacy__prescription_lines')) }}",
+        "{{ enable_department_rls() }}",
+        "{{ record_transform() }}",
+    ],
+) }}
 
 -- One row per prescription line, keyed like fct_encounter (patient_key, doctor_key,
 -- department_key, encounter_key), with its DDDs. Broken references point at unknown members
 -- and say so in has_unknown_* flags; unit mix-ups are corrected and flagged.
+-- Incremental by row hash (macros/incremental.sql): a run writes only the lines that are new
+-- or whose values changed (a shortened line, a new patient key); a line gone from the input is
+-- deleted (post-hook).
 with
 
 lines as (
@@ -60,6 +75,14 @@ final as (
         has_unknown_prescription,
         data_source
     from versioned
+),
+
+hashed as (
+    {{ with_row_hash('final') }}
 )
 
-select * from final
+{% if is_incremental() -%}
+    {{ only_changed_rows('hashed', 'line_id') }}
+{%- else -%}
+    select * from hashed
+{%- endif %}
