@@ -64,6 +64,21 @@ def marts_fingerprint(lg: Logins) -> dict[str, str]:
     return result
 
 
+def _gate(lg: Logins, wh, source: str, spec, batch_id: int) -> GateResult:
+    """The table's GX gate on one batch, as the DAG's gate task runs it; a failure raises."""
+    settings = load_settings()
+    return validate_batch(
+        wh,
+        warehouse_url=lg.loader.url,
+        quality_dir=settings.quality_dir,
+        expectations_dir=settings.expectations_dir,
+        batch_id=batch_id,
+        source=source,
+        table=spec.name,
+        primary_key=list(spec.primary_key),
+    )
+
+
 def ingest_source(
     lg: Logins, source: str, run_id: str, *, publish: bool = True
 ) -> dict[str, GateResult | QualityGateFailed]:
@@ -79,16 +94,7 @@ def ingest_source(
         for spec in manifest.tables:
             loaded = extract_table(src, wh, manifest, spec.name, run_id)
             try:
-                outcome[spec.name] = validate_batch(
-                    wh,
-                    warehouse_url=lg.loader.url,
-                    quality_dir=settings.quality_dir,
-                    expectations_dir=settings.expectations_dir,
-                    batch_id=loaded.batch_id,
-                    source=source,
-                    table=spec.name,
-                    primary_key=list(spec.primary_key),
-                )
+                outcome[spec.name] = _gate(lg, wh, source, spec, loaded.batch_id)
             except QualityGateFailed as exc:
                 outcome[spec.name] = exc
         if publish:
@@ -106,7 +112,6 @@ def ingest_files(lg: Logins, source: str, folder, run_id: str) -> dict[str, Gate
     returns the gate result per file. A failing gate raises."""
     from hdp.filedrop import ingest_file, list_new_files, publish_files
 
-    settings = load_settings()
     manifest = load_manifest(source)
     spec = manifest.tables[0]
     wh = connect(lg.loader)
@@ -116,16 +121,7 @@ def ingest_files(lg: Logins, source: str, folder, run_id: str) -> dict[str, Gate
             loaded = ingest_file(wh, manifest, path, run_id)
             if loaded.batch_id is None:
                 continue
-            outcome[path.name] = validate_batch(
-                wh,
-                warehouse_url=lg.loader.url,
-                quality_dir=settings.quality_dir,
-                expectations_dir=settings.expectations_dir,
-                batch_id=loaded.batch_id,
-                source=source,
-                table=spec.name,
-                primary_key=list(spec.primary_key),
-            )
+            outcome[path.name] = _gate(lg, wh, source, spec, loaded.batch_id)
         publish_files(wh, manifest=manifest, run_id=run_id)
     finally:
         wh.close()
