@@ -1,13 +1,14 @@
 """History and incremental facts over several simulated days (real PostgreSQL, dbt, GX).
 
-The HIS and the pharmacy run four more days after the initial load: new activity, late
-corrections (a visit's fee or doctor, a recoded diagnosis, a shortened prescription line, a
-price corrected), returns after a sale, and reference changes (doctors promoted or moved, a
-department renamed). Each day is extracted, gated and published, then `dbt build` runs
-incrementally with no reprocessing window, so only the changed-rows logic can bring the
-changes in. The tests then assert that facts point at the dimension version valid at their
-time, that every correction is in the marts exactly once, and that a full refresh gives the
-same marts. Assertions compare keys and counts; no row value is printed.
+The HIS and the pharmacy run four more days after the initial load, and the LIS delivers a
+results file a day: new activity, late corrections (a visit's fee or doctor, a recoded
+diagnosis, a shortened prescription line, a price corrected), returns after a sale, and
+reference changes (doctors promoted or moved, a department renamed). Each day is extracted,
+gated and published, then `dbt build` runs incrementally with no reprocessing window, so only
+the changed-rows logic can bring the changes in. The tests then assert that facts point at
+the dimension version valid at their time, that every correction is in the marts exactly once,
+and that a full refresh gives the same marts. Assertions compare keys and counts; no row
+value is printed.
 """
 
 from __future__ import annotations
