@@ -43,7 +43,10 @@ def test_dag_integrity(airflow_env):
         "print('RESULT' + json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
         " 'dags': {d.dag_id: {'tags': sorted(d.tags), 'owners': sorted({t.owner for t in d.tasks}),"
         " 'retries': sorted({t.retries for t in d.tasks}), 'catchup': d.catchup,"
-        " 'tasks': len(d.tasks)} for d in b.dags.values()}}))"
+        " 'tasks': len(d.tasks)} for d in b.dags.values()},"
+        " 'transform': {'params': b.dags['hdp_transform'].params.dump(),"
+        " 'vars': sorted({json.dumps(getattr(t, 'vars', None))"
+        " for t in b.dags['hdp_transform'].tasks if t.task_id.startswith('dbt.')})}}))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -67,6 +70,10 @@ def test_dag_integrity(airflow_env):
     assert dags["hdp_ingest_his"]["retries"] == [0, 2]  # gate never retries a verdict
     # Cosmos renders each dbt model as its own task (run + test)
     assert dags["hdp_transform"]["tasks"] >= 12
+    # the shrink guard yields only to the run's allow_shrink param (off by default)
+    transform = payload["transform"]
+    assert transform["params"]["allow_shrink"] is False
+    assert transform["vars"] == [json.dumps({"allow_mart_shrink": "{{ params.allow_shrink }}"})]
 
 
 def _dags_test(dag_id: str, env, *args: str) -> subprocess.CompletedProcess[str]:

@@ -224,7 +224,15 @@ def build_transform_dag():
                 False,
                 type="boolean",
                 description="Rebuild the incremental facts from scratch (dbt --full-refresh).",
-            )
+            ),
+            "allow_shrink": Param(
+                False,
+                type="boolean",
+                description=(
+                    "Accept marts that lose more than HDP_MAX_MART_SHRINK_SHARE of their rows "
+                    "(an intended purge). Off: such a build rolls back and fails naming the table."
+                ),
+            ),
         },
         doc_md="""
 ### Transform: dbt star schema
@@ -236,6 +244,11 @@ contracts.
 The large facts (`fct_encounter`, `fct_diagnosis`) are incremental: a run rebuilds the rows
 whose inputs changed since the last build, less the `reprocess_window_hours` window. To rebuild
 them from scratch (after changing their logic), trigger this DAG with `full_refresh` on.
+
+**Shrink guard**: a mart whose build would lose more than `HDP_MAX_MART_SHRINK_SHARE` (default
+20%) of its last build's rows rolls back, so analysts keep the published table, and its task
+fails naming the table and both counts. Look at the source's batches first (a withheld or
+emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` on.
 """,
     )
     def transform():
@@ -265,7 +278,12 @@ them from scratch (after changing their logic), trigger this DAG with `full_refr
                 should_detach_multiple_parents_tests=True,
             ),
             # "{{ params.full_refresh }}": Cosmos reads the rendered string as a boolean
-            operator_args={"install_deps": False, "full_refresh": "{{ params.full_refresh }}"},
+            operator_args={
+                "install_deps": False,
+                "full_refresh": "{{ params.full_refresh }}",
+                # the shrink guard (macros/record_transform.sql) yields only when asked to
+                "vars": {"allow_mart_shrink": "{{ params.allow_shrink }}"},
+            },
         )
         models >> marts_published()
 

@@ -15,6 +15,9 @@ from hdp.config import REPO_ROOT, Settings, load_settings
 from hdp.database import logins
 from hdp.secrets import secret
 
+# dbt vars read from the environment (dbt_project.yml): reprocessing window, shrink guard
+PASSED_THROUGH = ("HDP_REPROCESS_WINDOW_HOURS", "HDP_MAX_MART_SHRINK_SHARE")
+
 AIRFLOW_PORT = int(os.environ.get("HDP_AIRFLOW_PORT", "18080"))
 
 
@@ -71,6 +74,8 @@ def platform_env(settings: Settings | None = None) -> dict[str, str]:
         ),
     }
     resolved = {key: os.environ.get(key, value) for key, value in env.items()}
+    # optional settings without a default here: passed on when the operator sets them
+    resolved |= {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
     # the venv's console scripts (airflow, dbt) first
     resolved["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     return resolved
