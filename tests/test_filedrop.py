@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from hdp import filedrop
 from hdp.config import load_settings
 from hdp.database import connect
-from hdp import filedrop
 from hdp.filedrop import (
     FileRefused,
     detect_encoding,
