@@ -310,3 +310,22 @@ def test_gate_validates_exactly_the_batch_of_an_oddly_named_table(platform, tmp_
     finally:
         wh.close()
         shutil.rmtree(settings.home / "odd", ignore_errors=True)
+
+
+def test_database_errors_of_a_load_keep_no_quoted_value(pg_admin_dsn):
+    """PostgreSQL quotes the offending value in its message (and COPY's CONTEXT quotes the
+    line): the recorded load error keeps class, SQLSTATE and wording, not the value."""
+    import psycopg2
+
+    from hdp.filedrop import safe_error
+
+    conn = psycopg2.connect(pg_admin_dsn)
+    try:
+        with conn.cursor() as cur, pytest.raises(psycopg2.Error) as caught:
+            cur.execute("select 'SECRET-VALUE'::integer")
+    finally:
+        conn.close()
+    assert "SECRET-VALUE" in str(caught.value)  # what PostgreSQL says
+    message = safe_error(caught.value)
+    assert "SECRET-VALUE" not in message
+    assert message.startswith("InvalidTextRepresentation (SQLSTATE 22P02): invalid input syntax")

@@ -250,6 +250,9 @@ def test_crash_mid_load_leaves_nothing_and_rerun_loads_once(platform, wh, drops)
     assert _scalar(wh, "select count(*) from raw_lis.results") == 0
     assert _scalar(wh, "select count(*) from audit.file_load") == 0
     assert _scalar(wh, "select status from audit.load_batch") == "failed"
+    assert _scalar(wh, "select error from audit.load_batch") == (
+        "RaiseException (SQLSTATE P0001): simulated crash"
+    )
     with owner.cursor() as cur:
         cur.execute("drop trigger crash on raw_lis.results")
     owner.commit()
