@@ -118,7 +118,7 @@ def ingest_files(lg: Logins, source: str, folder, run_id: str) -> dict[str, Gate
     outcome: dict[str, GateResult] = {}
     try:
         for path in list_new_files(wh, manifest, folder):
-            loaded = ingest_file(wh, manifest, path, run_id)
+            loaded = ingest_file(wh, manifest, path, run_id, folder=folder)
             if loaded.batch_id is None:
                 continue
             outcome[path.name] = _gate(lg, wh, source, spec, loaded.batch_id)

@@ -321,8 +321,18 @@ def run_file_load(manifest: SourceManifest, path: str, run_id: str) -> dict:
     try:
         result = ingest_file(wh, manifest, Path(path), run_id)
     except FileRefused as exc:
-        # an undecodable file or another header: a verdict on the file, retrying won't help
-        raise AirflowFailException(str(exc)) from exc
+        # a verdict on the file (a link, an undecodable file, another header), recorded in
+        # audit.file_load: not a failure of this task, so the run's other files still go
+        # through their gates and publish; refused_files fails the run and alerts
+        print(f"refused (see refused_files): {exc}")
+        name = Path(path).name
+        return {
+            "table": manifest.tables[0].name,
+            "file": name,
+            "batch_id": None,
+            "rows": 0,
+            "status": "refused",
+        }
     finally:
         wh.close()
     return {
@@ -338,6 +348,19 @@ def run_file_gate(manifest: SourceManifest, loaded: dict) -> dict:
     if loaded.get("batch_id") is None:  # content loaded before: nothing to validate
         return loaded
     return run_gate(manifest, loaded)
+
+
+def run_file_refusals(manifest: SourceManifest, loaded: list[dict]) -> None:
+    """Fail (and so alert, without retry) when a file of the run was refused; the other files
+    are gated and published regardless (README: one refused file holds back no other)."""
+    refused = sorted(r["file"] for r in loaded if r and r.get("status") == "refused")
+    if refused:
+        raise AirflowFailException(
+            f"{manifest.source}: {len(refused)} file(s) refused, nothing of them loaded: "
+            f"{', '.join(refused)}. The other files of the run are gated and published. Why: "
+            "audit.file_load.error (and the load task's log); ask the sender to re-send them."
+        )
+    print(f"no file of {manifest.source} refused in this run")
 
 
 def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
@@ -388,11 +411,15 @@ def build_file_ingest_dag(source: str):
    with `_batch_id`, `_file_name`, `_line_no`; a line with the wrong number of fields is kept
    (`_malformed`, `_raw_line`). One batch per file in `audit.load_batch`, one record per
    content in `audit.file_load`. A retry replaces the file's rows; a known content is skipped.
+   Only regular files of the folder are read: a symbolic or hard link, a path through `..`
+   is refused unread. A refused file is recorded and loads nothing; the others go on.
 3. **gate** (one per file): the checks catalogue `expectations/{source}.yml`; malformed lines,
    results without a patient and unparseable numbers are quarantined (`audit.row_issue`).
 4. **freshness**: alerts when `{source}` has delivered nothing for {manifest.freshness_hours:g} h.
 5. **publish**: each validated file is published on its own (files are independent
    deliveries); emits `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`.
+6. **refused_files**: fails (and alerts) when a file of the run was refused; the run is then
+   red although its other files were published.
 """,
     )
     def ingest():
@@ -416,8 +443,13 @@ def build_file_ingest_dag(source: str):
         def publish() -> dict:
             return run_file_publish(manifest, get_current_context()["run_id"])
 
+        @task(retries=0, trigger_rule="all_done")
+        def refused_files(loaded: list[dict]) -> None:
+            run_file_refusals(manifest, list(loaded))
+
         loaded = load.expand(path=list_files())
         gated = gate.expand(loaded=loaded)
+        refused_files(loaded)
         loaded >> freshness()
         gated >> publish()
 

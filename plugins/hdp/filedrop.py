@@ -13,6 +13,12 @@ _malformed = true, its first field as the key and the line itself in _raw_line (
 null), and the gate's row-level check quarantines it (audit.row_issue) with its check id.
 The batch row, the COPY and the file record commit in one transaction: a crash mid-file leaves
 no row, and the rerun loads the file once.
+
+Only a regular file directly in the drop folder is read (opened relative to the folder with
+O_NOFOLLOW): a symbolic link, a hard link, a path through `..` or anything else is refused
+without reading a byte of it, because a link named like a drop can point at a secret the
+loader's account may read. No message (exception, audit.file_load.error, log) ever quotes file
+content: a refusal names the line number and what was expected.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ import csv
 import hashlib
 import io
 import logging
+import os
+import re
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,7 +59,13 @@ DONE = ("passed", "published")  # a content whose batch reached one of these is 
 
 
 class FileRefused(RuntimeError):
-    """A file cannot be loaded as delivered (encoding, header); recorded in audit.file_load."""
+    """A file cannot be loaded as delivered (not a plain file of the drop folder, encoding,
+    header); recorded in audit.file_load. Its message never quotes the file's content."""
+
+
+class FileLoadError(RuntimeError):
+    """A load failed in the database; the message keeps PostgreSQL's error class and SQLSTATE
+    but none of its quoted values or CONTEXT lines (COPY's CONTEXT quotes the failing line)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,49 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def unread_digest(file_name: str) -> str:
+    """audit.file_load's key for a file refused before it was read: a digest of its name
+    (prefixed so that it never equals a content's), since its bytes are never opened."""
+    return sha256_of(f"hdp-unread-file:{file_name}".encode())
+
+
+def read_drop(path: Path, folder: Path) -> bytes:
+    """The bytes of `path`, which must be a regular file directly in `folder` (no symbolic
+    link, no other hard link, no `..`); raises FileRefused without reading anything else.
+
+    The file is opened relative to the folder's descriptor with O_NOFOLLOW, so a link swapped
+    in between the check and the open is refused too; O_NONBLOCK keeps a FIFO from blocking.
+    """
+    path = Path(path)
+    name = path.name
+    if (
+        name in ("", ".", "..")
+        or ".." in path.parts
+        or os.path.realpath(path.parent) != os.path.realpath(folder)
+    ):
+        raise FileRefused(f"{name or path}: not a file of the drop folder {folder}")
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise FileRefused(f"{name}: a symbolic link, not a delivered file") from None
+            raise FileRefused(f"{name}: cannot be opened ({exc.strerror})") from None
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused(f"{name}: not a regular file")
+        if info.st_nlink != 1:
+            raise FileRefused(
+                f"{name}: a hard link ({info.st_nlink} names for one file), not a delivered "
+                "file: a drop is written into the folder, not linked there"
+            )
+        return handle.read()
+
+
 def batch_run_id(run_id: str, file_name: str, sha256: str) -> str:
     """The load batch's run id: one batch per file content per DAG run."""
     return f"{run_id}:{file_name}:{sha256[:12]}"
@@ -116,14 +174,22 @@ def _done_status(cur, source: str, sha256: str) -> tuple[str | None, str | None]
 
 
 def list_new_files(wh, manifest: SourceManifest, folder: Path | None = None) -> list[Path]:
-    """Files of the drop folder matching the manifest's pattern whose content has not been
-    loaded and validated yet, in name order."""
+    """Entries of the drop folder matching the manifest's pattern whose content has not been
+    loaded and validated yet, in name order. An entry that read_drop refuses (a symbolic link,
+    a hard link...) is listed, unread, so that its load records the refusal and alerts."""
     folder = folder or drop_dir(manifest)
-    paths = sorted(p for p in folder.glob(manifest.pattern or "*") if p.is_file())
+    paths = sorted(
+        p for p in folder.glob(manifest.pattern or "*") if not p.is_dir() or p.is_symlink()
+    )
     new = []
     with wh.cursor() as cur:
         for path in paths:
-            status, _ = _done_status(cur, manifest.source, sha256_of(path.read_bytes()))
+            try:
+                digest = sha256_of(read_drop(path, folder))
+            except FileRefused:
+                new.append(path)
+                continue
+            status, _ = _done_status(cur, manifest.source, digest)
             if status not in DONE:
                 new.append(path)
     wh.rollback()
@@ -148,15 +214,12 @@ def parse_lines(text: str, columns: tuple[str, ...]) -> tuple[list[list[str | No
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     if not lines:
         raise FileRefused("the file is empty: no header line")
-    header = [c.strip() for c in next(csv.reader([lines[0]]))]
+    try:
+        header = [c.strip() for c in next(csv.reader([lines[0]]))]
+    except csv.Error:
+        header = []
     if header != list(columns):
-        missing = [c for c in columns if c not in header]
-        extra = [c for c in header if c not in columns]
-        raise FileRefused(
-            f"schema drift: the header is not the expected one; missing {missing or 'none'}, "
-            f"unexpected {extra or 'none'}"
-            + ("" if missing or extra else " (same names, another order)")
-        )
+        raise FileRefused(header_mismatch(header, columns))
     rows: list[list[str | None]] = []
     malformed = 0
     width = len(columns)
@@ -175,11 +238,32 @@ def parse_lines(text: str, columns: tuple[str, ...]) -> tuple[list[list[str | No
     return rows, malformed
 
 
+def header_mismatch(header: list[str], columns: tuple[str, ...]) -> str:
+    """Why a header is not the manifest's, naming only the manifest's columns and positions:
+    the header line is file content (a secret, if the file is not what its name says)."""
+    found = f"{len(header)} field{'' if len(header) == 1 else 's'} found"
+    expected = f"expected the {len(columns)} columns {','.join(columns)}"
+    first = next((i for i, (a, b) in enumerate(zip(header, columns, strict=False)) if a != b), None)
+    if first is None:
+        where = f"fields 1-{min(len(header), len(columns))} match, {found}"
+    else:
+        where = f"field {first + 1} is not {columns[first]!r}, {found}"
+    missing = [c for c in columns if c not in header]
+    if header and not missing and len(header) == len(columns):
+        where += " (same names, another order)"
+    elif missing:
+        where += f"; missing {', '.join(missing)}"
+    return f"schema drift: header line 1 does not match: {expected}; {where}"
+
+
 def _ensure_raw_table(cur, schema: str, table: str, columns: tuple[str, ...]) -> None:
     """Create raw_<source>.<table> (file columns as text + FILE_METADATA); refuse drift."""
     wanted = [(c, "text") for c in columns] + list(FILE_METADATA)
-    cur.execute("select to_regclass(%s)", (f'"{schema}"."{table}"',))
-    if cur.fetchone()[0] is None:
+    cur.execute(
+        "select 1 from pg_catalog.pg_tables where schemaname = %s and tablename = %s",
+        (schema, table),
+    )
+    if cur.fetchone() is None:
         cur.execute(
             sql.SQL("create table {}.{} ({})").format(
                 sql.Identifier(schema),
@@ -240,11 +324,23 @@ def _copy_rows(cur, manifest: SourceManifest, spec: TableSpec, rows, meta: list[
     return cur.rowcount
 
 
+QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+
+
+def safe_error(exc: BaseException) -> str:
+    """An error's class, SQLSTATE and first line, quoted parts replaced by "…": PostgreSQL's
+    messages quote values (`invalid input syntax for type ...: "<value>"`) and its CONTEXT
+    lines quote a COPY's failing line."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc)
+    first = QUOTED.sub('"…"', primary.splitlines()[0] if primary else "")[:300]
+    code = getattr(exc, "pgcode", None)
+    return f"{type(exc).__name__}{f' (SQLSTATE {code})' if code else ''}: {first}"
+
+
 def _record_failure(wh, manifest: SourceManifest, spec: TableSpec, run_key: str, exc) -> None:
     """The batch row was rolled back with the rows: record the failed attempt."""
     wh.rollback()
-    # first line only: PostgreSQL's CONTEXT lines can quote row values
-    error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    error = safe_error(exc)
     with wh.cursor() as cur:
         cur.execute(
             """
@@ -258,16 +354,94 @@ def _record_failure(wh, manifest: SourceManifest, spec: TableSpec, run_key: str,
     wh.commit()
 
 
-def ingest_file(wh, manifest: SourceManifest, path: Path, run_id: str) -> FileLoad:
-    """Load one dropped file into raw_<source>.<table> exactly once (see the module docstring).
+def _read_or_refuse(wh, manifest: SourceManifest, path: Path, folder: Path) -> bytes:
+    """read_drop, recording a refusal in audit.file_load under the name's digest."""
+    try:
+        return read_drop(path, folder)
+    except FileRefused as exc:
+        message = f"{manifest.source} file refused unread: {exc}. Nothing of it is loaded."
+        _record_refusal(wh, manifest.source, path.name, unread_digest(path.name), message)
+        raise FileRefused(message) from None
+
+
+def _write_batch(
+    cur,
+    manifest: SourceManifest,
+    spec: TableSpec,
+    path_name: str,
+    run_key: str,
+    digest: str,
+    rows: list[list[str | None]],
+    encoding: str,
+    malformed: int,
+    started: float,
+) -> int:
+    """In the caller's transaction: the batch row, the file's rows (a retry of this run replaces
+    the batch's rows) and the file record; returns the batch id. `started`: the load's start
+    (time.monotonic()), for audit.load_batch.duration_s."""
+    _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns)
+    cur.execute(
+        """
+        insert into audit.load_batch (source, table_name, run_id, status)
+        values (%s, %s, %s, 'loading')
+        on conflict (source, table_name, run_id)
+        do update set status = 'loading', started_at = now(), error = null
+        returning batch_id
+        """,
+        (manifest.source, spec.name, run_key),
+    )
+    batch_id = cur.fetchone()[0]
+    # a retry of this run replaces the batch's rows
+    cur.execute(
+        sql.SQL("delete from {}.{} where _batch_id = %s").format(
+            sql.Identifier(manifest.raw_schema), sql.Identifier(spec.name)
+        ),
+        (batch_id,),
+    )
+    meta = [str(batch_id), datetime.now(UTC).isoformat(), manifest.source, path_name]
+    written = _copy_rows(cur, manifest, spec, rows, meta)
+    if written != len(rows):
+        raise RuntimeError(f"{path_name}: parsed {len(rows)} lines but wrote {written}")
+    cur.execute(
+        """
+        update audit.load_batch
+        set status = 'loaded', rows_read = %s, rows_written = %s, finished_at = now(),
+            duration_s = %s
+        where batch_id = %s
+        """,
+        (len(rows), written, time.monotonic() - started, batch_id),
+    )
+    cur.execute(
+        """
+        insert into audit.file_load (source, file_name, sha256, batch_id, encoding, rows,
+            rows_malformed, status)
+        values (%s, %s, %s, %s, %s, %s, %s, 'loaded')
+        on conflict (source, sha256) do update
+        set file_name = excluded.file_name, batch_id = excluded.batch_id,
+            encoding = excluded.encoding, rows = excluded.rows,
+            rows_malformed = excluded.rows_malformed, status = 'loaded', error = null,
+            loaded_at = now()
+        """,
+        (manifest.source, path_name, digest, batch_id, encoding, len(rows), malformed),
+    )
+    return batch_id
+
+
+def ingest_file(
+    wh, manifest: SourceManifest, path: Path, run_id: str, folder: Path | None = None
+) -> FileLoad:
+    """Load one dropped file of `folder` (default: the manifest's drop folder) into
+    raw_<source>.<table> exactly once (see the module docstring).
 
     Skips a content already loaded and validated; raises FileRefused (recorded in
-    audit.file_load, nothing loaded) for an undecodable file or another header.
+    audit.file_load, nothing loaded) for a path that is not a regular file of the folder, an
+    undecodable file or another header.
     """
     spec = file_table(manifest)
     path = Path(path)
+    folder = folder or drop_dir(manifest)
     started = time.monotonic()
-    data = path.read_bytes()
+    data = _read_or_refuse(wh, manifest, path, folder)
     digest = sha256_of(data)
     where = f"{manifest.source} file {path.name} (sha256 {digest[:12]})"
     with wh.cursor() as cur:
@@ -297,52 +471,17 @@ def ingest_file(wh, manifest: SourceManifest, path: Path, run_id: str) -> FileLo
                 wh.rollback()
                 log.info("%s: loaded meanwhile (batch %s), skipped", where, status)
                 return FileLoad(manifest.source, path.name, digest, "skipped", None, done_run)
-            _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns)
-            cur.execute(
-                """
-                insert into audit.load_batch (source, table_name, run_id, status)
-                values (%s, %s, %s, 'loading')
-                on conflict (source, table_name, run_id)
-                do update set status = 'loading', started_at = now(), error = null
-                returning batch_id
-                """,
-                (manifest.source, spec.name, run_key),
-            )
-            batch_id = cur.fetchone()[0]
-            # a retry of this run replaces the batch's rows
-            cur.execute(
-                sql.SQL("delete from {}.{} where _batch_id = %s").format(
-                    sql.Identifier(manifest.raw_schema), sql.Identifier(spec.name)
-                ),
-                (batch_id,),
-            )
-            meta = [str(batch_id), datetime.now(UTC).isoformat(), manifest.source, path.name]
-            written = _copy_rows(cur, manifest, spec, rows, meta)
-            if written != len(rows):
-                raise RuntimeError(f"{where}: parsed {len(rows)} lines but wrote {written}")
-            cur.execute(
-                """
-                update audit.load_batch
-                set status = 'loaded', rows_read = %s, rows_written = %s, finished_at = now(),
-                    duration_s = %s
-                where batch_id = %s
-                """,
-                (len(rows), written, time.monotonic() - started, batch_id),
-            )
-            cur.execute(
-                """
-                insert into audit.file_load (source, file_name, sha256, batch_id, encoding, rows,
-                    rows_malformed, status)
-                values (%s, %s, %s, %s, %s, %s, %s, 'loaded')
-                on conflict (source, sha256) do update
-                set file_name = excluded.file_name, batch_id = excluded.batch_id,
-                    encoding = excluded.encoding, rows = excluded.rows,
-                    rows_malformed = excluded.rows_malformed, status = 'loaded', error = null,
-                    loaded_at = now()
-                """,
-                (manifest.source, path.name, digest, batch_id, encoding, len(rows), malformed),
+            batch_id = _write_batch(
+                cur, manifest, spec, path.name, run_key, digest, rows, encoding, malformed, started
             )
         wh.commit()
+    except FileRefused as exc:
+        _record_failure(wh, manifest, spec, run_key, exc)
+        raise
+    except Exception as exc:
+        _record_failure(wh, manifest, spec, run_key, exc)
+        # not `raise`: the database error's text and CONTEXT can quote the file's lines
+        raise FileLoadError(f"{where}: load failed, {safe_error(exc)}") from None
     except BaseException as exc:
         _record_failure(wh, manifest, spec, run_key, exc)
         raise

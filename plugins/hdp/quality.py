@@ -90,15 +90,13 @@ class GateResult:
         return "\n".join(lines)
 
 
-def _key_sql(primary_key: list[str] | tuple[str, ...], qualified: bool = False) -> sql.Composable:
+def _key_sql(primary_key: list[str] | tuple[str, ...], alias: str | None = None) -> sql.Composable:
     """The text key a row is quarantined under: its primary key (an internal id, not a value
-    that identifies a person), columns joined with '|'. `qualified`: names are alias.column."""
+    that identifies a person), columns joined with '|'; `alias`: columns as alias.column.
+    Every name is a quoted identifier (a manifest's name may hold a quote or a space)."""
 
     def column(name: str) -> sql.Composable:
-        if qualified and "." in name:
-            alias, col = name.split(".", 1)
-            return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(col))
-        return sql.Identifier(name)
+        return sql.Identifier(alias, name) if alias else sql.Identifier(name)
 
     parts = [sql.SQL("{}::text").format(column(k)) for k in primary_key]
     if len(parts) == 1:
@@ -328,8 +326,28 @@ def volume_check(wh, *, batch_id: int, source: str, table: str, check: Check) ->
     )
 
 
+def gate_query(wh, *, batch_id: int, source: str, table: str, primary_key: list[str]) -> str:
+    """The SQL of the gate's GX query asset: the batch as it will be published (quarantined rows
+    set aside). Built with quoted identifiers and a literal batch id, never by formatting a
+    name into text: a table named `x" as r --` once turned the rest of the query into a
+    comment, and the gate validated the whole table instead of the batch."""
+    query = sql.SQL(
+        "select * from {schema}.{table} as r where r._batch_id = {batch} "
+        "and not exists (select 1 from audit.row_issue as q "
+        "where q.batch_id = {batch} and q.action = 'quarantine' "
+        "and q.released_at is null and q.record_key = {key})"
+    ).format(
+        schema=sql.Identifier(f"raw_{source}"),
+        table=sql.Identifier(table),
+        batch=sql.Literal(int(batch_id)),
+        key=_key_sql(primary_key, alias="r"),
+    )
+    return query.as_string(wh)
+
+
 def _run_gx(
     *,
+    query: str,
     warehouse_url: str,
     quality_dir: Path,
     batch_id: int,
@@ -337,7 +355,6 @@ def _run_gx(
     table: str,
     expectations: list,
     expected_rows: int,
-    primary_key: list[str],
 ):
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -350,18 +367,8 @@ def _run_gx(
     asset_name = f"raw_{source}.{table}"
     if asset_name in datasource.get_asset_names():
         datasource.delete_asset(asset_name)
-    # the batch as it will be published: quarantined rows are set aside
-    columns = [f'r."{k}"::text' for k in primary_key]
-    key = columns[0] if len(columns) == 1 else f"concat_ws('|', {', '.join(columns)})"
-    asset = datasource.add_query_asset(
-        name=asset_name,
-        query=(
-            f'select * from "raw_{source}"."{table}" as r where r._batch_id = {int(batch_id)} '
-            "and not exists (select 1 from audit.row_issue as q "
-            f"where q.batch_id = {int(batch_id)} and q.action = 'quarantine' "
-            f"and q.released_at is null and q.record_key = {key})"
-        ),
-    )
+    # the batch as it will be published (gate_query): quarantined rows are set aside
+    asset = datasource.add_query_asset(name=asset_name, query=query)
     batch_definition = asset.add_batch_definition_whole_table("batch")
     suite = context.suites.add_or_update(
         gx.ExpectationSuite(
@@ -417,6 +424,9 @@ def validate_batch(
     wh.commit()  # the GX session must see this batch's quarantine
     quarantined = _quarantined(wh, batch_id, source, table, primary_key)
     gx_results = _run_gx(
+        query=gate_query(
+            wh, batch_id=batch_id, source=source, table=table, primary_key=primary_key
+        ),
         warehouse_url=warehouse_url,
         quality_dir=quality_dir,
         batch_id=batch_id,
@@ -424,7 +434,6 @@ def validate_batch(
         table=table,
         expectations=build_expectations(checks, raw_columns, primary_key),
         expected_rows=rows_read - quarantined,
-        primary_key=primary_key,
     )
     results += [_describe(r, catalogue) for r in gx_results]
     if "volume.vs_recent" in catalogue:
@@ -475,7 +484,7 @@ def _quarantined(wh, batch_id: int, source: str, table: str, primary_key: list[s
             ).format(
                 sql.Identifier(f"raw_{source}"),
                 sql.Identifier(table),
-                _key_sql([f"r.{k}" for k in primary_key], qualified=True),
+                _key_sql(primary_key, alias="r"),
             ),
             (batch_id, batch_id),
         )
