@@ -188,15 +188,20 @@ def test_header_refusal_says_line_and_expectation_never_the_content():
 
 
 def test_one_refused_file_does_not_hold_back_the_others(airflow_env):  # noqa: F811
-    """Three valid files and one with another header in one run: the three are published (and
-    the raw asset is updated for the transform), the refused one is recorded, the run fails
-    visibly on a task that names it, and an alert is sent."""
+    """Three valid files, one with another header and one its gate rejects, in one run: the
+    three are published (and publish succeeds, so the raw asset is updated for the transform),
+    the refused and the rejected one are recorded, and the run fails visibly on a leaf task
+    that names both, with an alert."""
     folder = _fresh_drops(days=3)
     valid = sorted(p.name for p in folder.glob("lis_results_*.csv"))
     assert len(valid) == 3
     drifted = folder / "lis_results_20240104.csv"
     text = (folder / valid[0]).read_bytes().decode("utf-8", errors="replace")
     drifted.write_text(text.replace(",unit,", ",unit_code,", 1), encoding="utf-8")
+    # every result of an unknown encounter type: the blocking check encounter_type_code fails
+    rejected = folder / "lis_results_20240105.csv"
+    body = text.replace(",OP,", ",XX,").replace(",IP,", ",XX,")
+    rejected.write_text(body, encoding="utf-8")
     try:
         with _webhook_receiver() as (url, received):
             env = {**airflow_env, "HDP_ALERT_CHANNELS": "log,webhook", "HDP_ALERT_WEBHOOK_URL": url}
@@ -205,21 +210,22 @@ def test_one_refused_file_does_not_hold_back_the_others(airflow_env):  # noqa: F
         assert run.returncode != 0, output[-3000:]
         assert _rows(
             "select b.status, count(*) from audit.load_batch as b "
-            "join audit.file_load as f using (batch_id) group by 1"
-        ) == [("published", 3)], output[-3000:]
+            "join audit.file_load as f using (batch_id) group by 1 order by 1"
+        ) == [("published", 3), ("rejected", 1)], output[-3000:]
         assert _rows("select file_name, status from audit.file_load where batch_id is null") == [
             (drifted.name, "refused")
         ]
         published = _rows("select distinct _file_name from raw_lis.results order by 1")
-        assert [n for (n,) in published] == valid
+        assert [n for (n,) in published if n != rejected.name] == valid
         states = _task_states(airflow_env)
         assert states["publish"] == "success", states  # raw_lis's asset event: transform
-        failed = [t for t, s in states.items() if s == "failed"]
-        assert failed == ["refused_files"], states
-        assert all(states[f"gate[{i}]"] == "success" for i in range(4)), states
-        assert any(
-            a["task_id"] == "refused_files" and drifted.name in a["detail"] for a in received
-        ), received
+        failed = sorted(t for t, s in states.items() if s == "failed")
+        assert len(failed) == 2 and "refused_files" in failed, states
+        assert failed[0].startswith("gate["), states  # the rejected file's own gate
+        assert sum(states[f"gate[{i}]"] == "success" for i in range(5)) == 4, states
+        leaf = [a for a in received if a["task_id"] == "refused_files"]
+        assert leaf and drifted.name in leaf[0]["detail"], received
+        assert rejected.name in leaf[0]["detail"], received
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

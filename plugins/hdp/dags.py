@@ -350,30 +350,54 @@ def run_file_gate(manifest: SourceManifest, loaded: dict) -> dict:
     return run_gate(manifest, loaded)
 
 
-def run_file_refusals(manifest: SourceManifest, loaded: list[dict]) -> None:
-    """Fail (and so alert, without retry) when a file of the run was refused; the other files
-    are gated and published regardless (README: one refused file holds back no other)."""
+def run_file_refusals(manifest: SourceManifest, loaded: list[dict], run_id: str) -> None:
+    """Fail (and so alert, without retry) when a file of the run was refused or not validated;
+    the other files are gated and published regardless (README: one refused file holds back no
+    other). A leaf task, so the run turns red although publish succeeded."""
+    from hdp.database import connect
+
     refused = sorted(r["file"] for r in loaded if r and r.get("status") == "refused")
-    if refused:
+    wh = connect(_login(WAREHOUSE_CONN_ID))
+    try:
+        with wh.cursor() as cur:
+            cur.execute(
+                "select coalesce(f.file_name, b.run_id), b.status from audit.load_batch as b "
+                "left join audit.file_load as f on f.batch_id = b.batch_id "
+                "where b.source = %s and left(b.run_id, length(%s)) = %s "
+                "and b.status <> 'published' order by 1",
+                (manifest.source, f"{run_id}:", f"{run_id}:"),
+            )
+            withheld = [f"{name} ({status})" for name, status in cur.fetchall()]
+    finally:
+        wh.close()
+    if refused or withheld:
         raise AirflowFailException(
             f"{manifest.source}: {len(refused)} file(s) refused, nothing of them loaded: "
-            f"{', '.join(refused)}. The other files of the run are gated and published. Why: "
-            "audit.file_load.error (and the load task's log); ask the sender to re-send them."
+            f"{', '.join(refused) or '-'}; {len(withheld)} file(s) loaded but not published: "
+            f"{', '.join(withheld) or '-'}. The other files of the run are published. Why: "
+            "audit.file_load.error and the load or gate task's log; ask the sender to re-send."
         )
-    print(f"no file of {manifest.source} refused in this run")
+    print(f"every file of {manifest.source} in this run was published")
 
 
 def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from hdp.database import connect
-    from hdp.filedrop import publish_files
+    from hdp.filedrop import FilesWithheld, publish_files
     from hdp.quality import PublishBlocked, build_reports
 
     settings = load_settings()
     wh = connect(_login(WAREHOUSE_CONN_ID))
     try:
         rows = publish_files(wh, manifest=manifest, run_id=run_id)
+    except FilesWithheld as exc:
+        if not exc.published:
+            raise AirflowFailException(str(exc)) from exc
+        # the validated files are published: succeed, so the raw asset triggers the transform;
+        # the leaf task refused_files turns the run red and names the withheld ones
+        print(str(exc))
+        rows = exc.published
     except PublishBlocked as exc:
         raise AirflowFailException(str(exc)) from exc
     finally:
@@ -445,12 +469,12 @@ def build_file_ingest_dag(source: str):
 
         @task(retries=0, trigger_rule="all_done")
         def refused_files(loaded: list[dict]) -> None:
-            run_file_refusals(manifest, list(loaded))
+            run_file_refusals(manifest, list(loaded), get_current_context()["run_id"])
 
         loaded = load.expand(path=list_files())
         gated = gate.expand(loaded=loaded)
-        refused_files(loaded)
+        published = publish()
+        gated >> published >> refused_files(loaded)
         loaded >> freshness()
-        gated >> publish()
 
     return ingest()

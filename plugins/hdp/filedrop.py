@@ -58,6 +58,15 @@ FILE_METADATA = (
 DONE = ("passed", "published")  # a content whose batch reached one of these is not loaded again
 
 
+class FilesWithheld(PublishBlocked):
+    """Some files of a run were not validated: the others were published all the same."""
+
+    def __init__(self, message: str, *, published: dict[str, int], withheld: list[str]):
+        super().__init__(message)
+        self.published = published
+        self.withheld = withheld
+
+
 class FileRefused(RuntimeError):
     """A file cannot be loaded as delivered (not a plain file of the drop folder, encoding,
     header); recorded in audit.file_load. Its message never quotes the file's content."""
@@ -518,8 +527,8 @@ def publish_files(wh, *, manifest: SourceManifest, run_id: str) -> dict[str, int
     """Publish each validated file batch of this DAG run on its own (hdp.quality.publish_run),
     and any batch an earlier run validated but did not publish (a crash before its publish).
 
-    Returns rows published per file; raises PublishBlocked, after publishing the others, when
-    a file of this run was not validated.
+    Returns rows published per file; raises FilesWithheld (a PublishBlocked), after publishing
+    the others, when a file of this run was not validated.
     """
     spec = file_table(manifest)
     prefix = f"{run_id}:"
@@ -550,9 +559,11 @@ def publish_files(wh, *, manifest: SourceManifest, run_id: str) -> dict[str, int
             continue
         published[file_name] = rows.get(spec.name, 0)
     if blocked:
-        raise PublishBlocked(
+        raise FilesWithheld(
             f"{manifest.source} run {run_id}: published {len(published)} file(s); not validated, "
             f"so not published: {', '.join(blocked)}. See the gate task's log and the Data "
-            "quality page; a corrected file re-sent under the same name loads as a new delivery."
+            "quality page; a corrected file re-sent under the same name loads as a new delivery.",
+            published=published,
+            withheld=blocked,
         )
     return published
