@@ -255,14 +255,14 @@ def stop_airflow(timeout: float = 40) -> bool:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from hdp.pgcluster import Cluster
+    from hdp.pgcluster import stop_embedded
 
     settings = load_settings()
     if stop_airflow():
         print("Airflow stopped")
     if settings.embedded:
-        Cluster.for_home(settings.home, settings.pg_port).stop()
-        print("PostgreSQL stopped")
+        stop_embedded(settings)  # the warehouse's cluster and Airflow's metadata cluster
+        print("PostgreSQL stopped (warehouse and Airflow metadata)")
     return 0
 
 

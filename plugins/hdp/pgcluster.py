@@ -1,8 +1,11 @@
-"""The embedded PostgreSQL cluster: a project-local server the platform starts and stops itself.
+"""The embedded PostgreSQL clusters: project-local servers the platform starts and stops itself.
 
-It lives in $HDP_HOME/pg (git-ignored), listens only on 127.0.0.1 at a non-default port with its
-own socket folder, and authenticates with scram-sha-256 and a generated superuser password.
-PostgreSQL refuses to run as root, so under uid 0 the server runs as the `postgres` user.
+Two of them, so a warehouse restart (a crash, `pg_ctl stop -m immediate`, an upgrade) never takes
+the scheduler's state with it: the warehouse and the simulated sources in $HDP_HOME/pg on
+HDP_PG_PORT, and Airflow's metadata database alone in $HDP_HOME/pg-airflow on HDP_AIRFLOW_PG_PORT
+(default HDP_PG_PORT + 4). Each listens only on 127.0.0.1 at a non-default port with its own
+socket folder, and authenticates with scram-sha-256 and its own generated superuser password.
+PostgreSQL refuses to run as root, so under uid 0 the servers run as the `postgres` user.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hdp.config import Settings
 from hdp.secrets import secret
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,23 @@ SERVER_SETTINGS = {
     "log_connections": "on",
     "log_line_prefix": "'%m [%p] %u@%d '",
 }
+# Airflow's metadata: small, and its commits must survive a crash (the scheduler's state), so
+# synchronous_commit stays on; no connection log (the scheduler reconnects every few seconds).
+METADATA_SERVER_SETTINGS = {
+    **SERVER_SETTINGS,
+    "max_connections": "100",
+    "shared_buffers": "32MB",
+    "work_mem": "4MB",
+    "maintenance_work_mem": "32MB",
+    "synchronous_commit": "on",
+    "log_connections": "off",
+}
+WAREHOUSE = "pg"
+METADATA = "pg-airflow"
+# Offset of the metadata cluster's default port from HDP_PG_PORT: +1..+3 are the defaults of the
+# tests' and benchmarks' own clusters (55433, 55434, 55435) and +7 the TLS test's, so +4 collides
+# with none of them whichever of these runs beside the demo.
+METADATA_PORT_OFFSET = 4
 
 
 class PostgresNotFound(RuntimeError):
@@ -86,10 +107,11 @@ class Cluster:
     root: Path
     port: int
     secrets_dir: Path
+    name: str = WAREHOUSE
 
     @classmethod
-    def for_home(cls, home: Path, port: int) -> Cluster:
-        root = home / "pg"
+    def for_home(cls, home: Path, port: int, name: str = WAREHOUSE) -> Cluster:
+        root = home / name
         if _runs_as_root():
             try:
                 pwd.getpwnam("postgres")
@@ -103,9 +125,13 @@ class Cluster:
             if not _server_user_can_use(home):
                 # e.g. a clone under /root: keep the cluster in a folder postgres can reach.
                 digest = hashlib.sha1(str(home).encode()).hexdigest()[:10]
-                root = Path("/var/tmp") / f"hdp-pg-{digest}"
+                root = Path("/var/tmp") / f"hdp-{name}-{digest}"
                 log.warning("postgres user cannot reach %s; cluster kept in %s", home, root)
-        return cls(root=root, port=port, secrets_dir=home / "secrets")
+        return cls(root=root, port=port, secrets_dir=home / "secrets", name=name)
+
+    @property
+    def server_settings(self) -> dict[str, str]:
+        return METADATA_SERVER_SETTINGS if self.name == METADATA else SERVER_SETTINGS
 
     @property
     def data_dir(self) -> Path:
@@ -120,7 +146,9 @@ class Cluster:
         return self.root / "postgres.log"
 
     def superuser_password(self) -> str:
-        return secret(self.secrets_dir, "pg_superuser_password")
+        if self.name == WAREHOUSE:
+            return secret(self.secrets_dir, "pg_superuser_password")
+        return secret(self.secrets_dir, f"{self.name.replace('-', '_')}_superuser_password")
 
     def admin_url(self, dbname: str = "postgres") -> str:
         return (
@@ -169,7 +197,7 @@ class Cluster:
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed in {self.data_dir}:\n{result.stderr.strip()}")
         with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
-            for key, value in SERVER_SETTINGS.items():
+            for key, value in self.server_settings.items():
                 conf.write(f"{key} = {value}\n")
         log.info("initialised PostgreSQL cluster in %s", self.data_dir)
 
@@ -208,9 +236,38 @@ class Cluster:
             )
         log.info("PostgreSQL running on 127.0.0.1:%s", self.port)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` rolls back open transactions and shuts down cleanly; `immediate` is a crash
+        (no checkpoint, recovery on the next start), which the fault tests use."""
         if not self.is_running():
             return
-        result = self._run(["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir)])
+        result = self._run(["pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.data_dir)])
         if result.returncode != 0:
             raise RuntimeError(f"pg_ctl stop failed: {result.stderr.strip()}")
+
+
+def metadata_port(settings: Settings) -> int:
+    """Port of the embedded Airflow metadata cluster: HDP_AIRFLOW_PG_PORT, else HDP_PG_PORT + 4."""
+    explicit = os.environ.get("HDP_AIRFLOW_PG_PORT")
+    return int(explicit) if explicit else settings.pg_port + METADATA_PORT_OFFSET
+
+
+def warehouse_cluster(settings: Settings) -> Cluster:
+    """The embedded cluster of the warehouse and the simulated sources."""
+    return Cluster.for_home(settings.home, settings.pg_port)
+
+
+def metadata_cluster(settings: Settings) -> Cluster:
+    """The embedded cluster that holds only Airflow's metadata database."""
+    return Cluster.for_home(settings.home, metadata_port(settings), METADATA)
+
+
+def embedded_clusters(settings: Settings) -> tuple[Cluster, Cluster]:
+    """Both embedded clusters, warehouse first (start in this order, stop in any)."""
+    return warehouse_cluster(settings), metadata_cluster(settings)
+
+
+def stop_embedded(settings: Settings) -> None:
+    """Stop both embedded clusters (`make down`, the benchmarks' clean-up)."""
+    for cluster in embedded_clusters(settings):
+        cluster.stop()
