@@ -541,7 +541,7 @@ def test_airflow_metadata_has_a_server_of_its_own(services, compose):
     # the warehouse server no longer creates (or knows the password of) Airflow's database
     assert "AIRFLOW_DB_PASSWORD" not in " ".join(env_of(services["warehouse"]).values())
     init = (ROOT / "docker" / "warehouse-init" / "10-create-databases.sh").read_text()
-    assert not re.search(r"\b(role|database) airflow\b", init), "warehouse-init creates Airflow's db"
+    assert not re.search(r"\b(role|database) airflow\b", init), "warehouse-init makes it"
 
 
 def test_warehouse_init_script_gets_its_variables(services):
