@@ -177,12 +177,29 @@ def _health(port: str) -> bool:
         return False
 
 
+PLATFORM_DAGS = "^hdp_"  # every DAG of dags/ (the platform's): `up` schedules them all
+
+
+def unpause_platform_dags(env: dict[str, str], log_file: Path) -> None:
+    """Register every DAG of dags/ and unpause the platform's. Airflow creates a DAG paused and
+    never unpauses it by itself: `make demo`'s `airflow dags test` runs leave every DAG paused, so
+    the creation setting alone would not make `make up` schedule them daily as README says."""
+    steps = (
+        ["airflow", "dags", "reserialize"],
+        ["airflow", "dags", "unpause", "--treat-dag-id-as-regex", "-y", PLATFORM_DAGS],
+    )
+    for cmd in steps:
+        if _run(cmd, env=env, log_file=log_file) != 0:
+            raise SystemExit(f"`{' '.join(cmd[:3])}` failed: see {log_file}")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = _env()
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     prepare(env)
     ensure_source_generated()
+    unpause_platform_dags(env, settings.home / "logs" / "airflow-unpause.log")
     pid_file = _pid_file()
     port = env["AIRFLOW__API__PORT"]
     if pid_file.exists() and _health(port):
@@ -217,6 +234,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         time.sleep(1)
     print(f"Airflow UI: http://127.0.0.1:{port}  (user admin)")
+    print("DAGs:       hdp_* unpaused: they run on their schedules (pause one in the UI)")
     print(f"Password:   in {passwords} (generated; never committed)")
     _print_secrets_location()  # issue 6
     print(f"Logs:       {log_file}")
