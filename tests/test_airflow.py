@@ -230,13 +230,16 @@ def _group_processes(pgid: int) -> list[str]:
 
 def _register_dags_paused(env) -> None:
     """The DAGs known to Airflow and paused, as `make demo`'s `airflow dags test` runs leave them
-    (Airflow creates a DAG paused unless told otherwise, and never unpauses it afterwards)."""
+    (Airflow creates a DAG paused unless told otherwise, and never unpauses it afterwards); the
+    metadata outlives a test session, so an earlier `up` may have unpaused them: pause them."""
     from hdp.database import logins
 
-    done = subprocess.run(
-        ["airflow", "dags", "reserialize"], env=env, capture_output=True, text=True, cwd=REPO_ROOT
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    for cmd in (
+        ["airflow", "dags", "reserialize"],
+        ["airflow", "dags", "pause", "--treat-dag-id-as-regex", "-y", "^hdp_"],
+    ):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
     conn = connect(logins().airflow)
     with conn, conn.cursor() as cur:
         cur.execute("select dag_id from dag where is_paused")

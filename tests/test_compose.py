@@ -83,8 +83,6 @@ DEMO_ONLY_VARS = {
 NOT_FOR_COMPOSE = {
     "HDP_PG_BINDIR",
     "HDP_PG_PORT",
-    # the embedded Airflow metadata cluster's port; compose runs the `airflow-db` service instead
-    "HDP_AIRFLOW_PG_PORT",
     "HDP_AIRFLOW_PORT",
     "HDP_SCALE",
     "HDP_SEED",

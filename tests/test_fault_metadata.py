@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 from hdp.config import REPO_ROOT
-from hdp.database import Logins, connect, logins
+from hdp.database import Login, Logins, connect, logins
 from hdp.simulator import his
 from tests.pipeline import ingest
 
@@ -200,3 +200,26 @@ def test_warehouse_crash_mid_extract_keeps_airflow_state_and_publishes_nothing_p
         assert set(statuses) == {"published"}, statuses
     else:
         assert "published" not in statuses, statuses
+
+
+def test_airflow_metadata_is_on_its_own_socket_only_cluster(airflow_env, cluster):
+    """The embedded default: Airflow's connection names the metadata cluster, not the
+    warehouse's, and that cluster listens on no TCP port, only on its own socket folder."""
+    from hdp.config import load_settings
+    from hdp.pgcluster import metadata_cluster
+
+    meta = metadata_cluster(load_settings())
+    lg = logins()
+    assert meta.is_running() and meta.root != cluster.root
+    assert (lg.airflow.host, lg.airflow.port) == (str(meta.socket_dir), meta.port)
+    url = airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert url.endswith(f"@/airflow?host={meta.socket_dir}&port={meta.port}"), "not the socket"
+    conn = connect(Login("postgres", meta.superuser_password(), meta.host, meta.port, "postgres"))
+    with conn.cursor() as cur:
+        cur.execute("show listen_addresses")
+        assert cur.fetchone()[0] == ""
+        cur.execute("show synchronous_commit")  # the scheduler's commits survive a crash
+        assert cur.fetchone()[0] == "on"
+        cur.execute("select datname from pg_database where not datistemplate")
+        assert {name for (name,) in cur.fetchall()} == {"postgres", "airflow"}
+    conn.close()

@@ -21,7 +21,7 @@ import psycopg2
 from psycopg2 import sql
 
 from hdp.config import Settings, load_settings
-from hdp.pgcluster import metadata_cluster, warehouse_cluster
+from hdp.pgcluster import SUPERUSER, Cluster, metadata_cluster, warehouse_cluster
 from hdp.secrets import secret
 
 log = logging.getLogger(__name__)
@@ -120,10 +120,15 @@ def _server(settings: Settings) -> tuple[str, int, str]:
 
 def _metadata_server(settings: Settings, warehouse_server: tuple[str, int]) -> tuple[str, int]:
     """Host and port of Airflow's metadata database when HDP_AIRFLOW_DB_URL does not say: the
-    embedded metadata cluster, or (existing server) the warehouse's server as before."""
+    embedded metadata cluster's socket folder, or (existing server) the warehouse's server."""
     if settings.embedded:
-        return "127.0.0.1", metadata_cluster(settings).port
+        cluster = metadata_cluster(settings)
+        return cluster.host, cluster.port
     return warehouse_server
+
+
+def _superuser(cluster: Cluster) -> Login:
+    return Login(SUPERUSER, cluster.superuser_password(), cluster.host, cluster.port, "postgres")
 
 
 def logins(settings: Settings | None = None) -> Logins:
@@ -214,7 +219,7 @@ def _metadata_admin(settings: Settings, lg: Logins) -> Login | None:
     if settings.embedded:
         cluster = metadata_cluster(settings)
         cluster.start()
-        return Login.from_url(cluster.admin_url())
+        return _superuser(cluster)
     if (lg.airflow.host, lg.airflow.port) == (lg.admin.host, lg.admin.port):
         return lg.admin
     return None

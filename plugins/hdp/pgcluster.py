@@ -1,11 +1,12 @@
 """The embedded PostgreSQL clusters: project-local servers the platform starts and stops itself.
 
 Two of them, so a warehouse restart (a crash, `pg_ctl stop -m immediate`, an upgrade) never takes
-the scheduler's state with it: the warehouse and the simulated sources in $HDP_HOME/pg on
-HDP_PG_PORT, and Airflow's metadata database alone in $HDP_HOME/pg-airflow on HDP_AIRFLOW_PG_PORT
-(default HDP_PG_PORT + 4). Each listens only on 127.0.0.1 at a non-default port with its own
-socket folder, and authenticates with scram-sha-256 and its own generated superuser password.
-PostgreSQL refuses to run as root, so under uid 0 the servers run as the `postgres` user.
+the scheduler's state with it: the warehouse and the simulated sources in $HDP_HOME/pg, listening
+on 127.0.0.1 at HDP_PG_PORT, and Airflow's metadata database alone in $HDP_HOME/pg-airflow,
+listening on no TCP port at all, only on its own socket folder (so it can collide with no other
+server's port, and only local processes reach it). Each authenticates with scram-sha-256 and its
+own generated superuser password. PostgreSQL refuses to run as root, so under uid 0 the servers
+run as the `postgres` user.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +43,10 @@ SERVER_SETTINGS = {
 }
 # Airflow's metadata: small, and its commits must survive a crash (the scheduler's state), so
 # synchronous_commit stays on; no connection log (the scheduler reconnects every few seconds).
+# No TCP listener: Airflow's processes run on this machine and connect through the socket folder.
 METADATA_SERVER_SETTINGS = {
     **SERVER_SETTINGS,
+    "listen_addresses": "''",
     "max_connections": "100",
     "shared_buffers": "32MB",
     "work_mem": "4MB",
@@ -52,10 +56,7 @@ METADATA_SERVER_SETTINGS = {
 }
 WAREHOUSE = "pg"
 METADATA = "pg-airflow"
-# Offset of the metadata cluster's default port from HDP_PG_PORT: +1..+3 are the defaults of the
-# tests' and benchmarks' own clusters (55433, 55434, 55435) and +7 the TLS test's, so +4 collides
-# with none of them whichever of these runs beside the demo.
-METADATA_PORT_OFFSET = 4
+START_ATTEMPTS = 4
 
 
 class PostgresNotFound(RuntimeError):
@@ -134,6 +135,11 @@ class Cluster:
         return METADATA_SERVER_SETTINGS if self.name == METADATA else SERVER_SETTINGS
 
     @property
+    def host(self) -> str:
+        """Where clients connect: 127.0.0.1, or the socket folder of a cluster without TCP."""
+        return str(self.socket_dir) if self.name == METADATA else "127.0.0.1"
+
+    @property
     def data_dir(self) -> Path:
         return self.root / "data"
 
@@ -206,35 +212,54 @@ class Cluster:
             return False
         return self._run(["pg_ctl", "status", "-D", str(self.data_dir)]).returncode == 0
 
+    def _log_size(self) -> int:
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    def _log_since(self, offset: int) -> str:
+        if not self.log_file.exists():
+            return ""
+        with open(self.log_file, "rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+
     def start(self) -> None:
+        """Start and wait until ready. Ports here lie in Linux's ephemeral range (32768-60999),
+        so a client's outgoing connection can hold ours for a moment: a bind failure is retried
+        a few times before it is reported."""
         self.init()
         if self.is_running():
             return
         options = f"-p {self.port} -k {self.socket_dir}"
-        result = self._run(
-            [
-                "pg_ctl",
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-o",
-                options,
-            ]
-        )
-        if result.returncode != 0:
-            tail = ""
-            if self.log_file.exists():
-                tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(
-                f"PostgreSQL did not start on 127.0.0.1:{self.port} "
-                f"(is the port taken? set HDP_PG_PORT):\n{result.stderr.strip()}\n{tail}"
+        for attempt in range(START_ATTEMPTS):
+            offset = self._log_size()
+            result = self._run(
+                [
+                    "pg_ctl",
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                ]
             )
-        log.info("PostgreSQL running on 127.0.0.1:%s", self.port)
+            if result.returncode == 0:
+                log.info("PostgreSQL running on %s:%s", self.host, self.port)
+                return
+            logged = self._log_since(offset)
+            if "Address already in use" not in logged or attempt == START_ATTEMPTS - 1:
+                break
+            time.sleep(2)
+        tail = "\n".join(logged.splitlines()[-15:])
+        raise RuntimeError(
+            f"PostgreSQL did not start on {self.host}:{self.port} "
+            f"(is the port taken? set HDP_PG_PORT):\n"
+            f"{result.stderr.strip()}\n{tail}"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """`fast` rolls back open transactions and shuts down cleanly; `immediate` is a crash
@@ -246,20 +271,15 @@ class Cluster:
             raise RuntimeError(f"pg_ctl stop failed: {result.stderr.strip()}")
 
 
-def metadata_port(settings: Settings) -> int:
-    """Port of the embedded Airflow metadata cluster: HDP_AIRFLOW_PG_PORT, else HDP_PG_PORT + 4."""
-    explicit = os.environ.get("HDP_AIRFLOW_PG_PORT")
-    return int(explicit) if explicit else settings.pg_port + METADATA_PORT_OFFSET
-
-
 def warehouse_cluster(settings: Settings) -> Cluster:
     """The embedded cluster of the warehouse and the simulated sources."""
     return Cluster.for_home(settings.home, settings.pg_port)
 
 
 def metadata_cluster(settings: Settings) -> Cluster:
-    """The embedded cluster that holds only Airflow's metadata database."""
-    return Cluster.for_home(settings.home, metadata_port(settings), METADATA)
+    """The embedded cluster that holds only Airflow's metadata database. Its port only names the
+    socket file (.s.PGSQL.<port>) in its own folder: no TCP port is taken."""
+    return Cluster.for_home(settings.home, settings.pg_port, METADATA)
 
 
 def embedded_clusters(settings: Settings) -> tuple[Cluster, Cluster]:
