@@ -248,6 +248,7 @@ def _register_dags_paused(env) -> None:
     assert paused >= PLATFORM_DAGS, paused
 
 
+@pytest.mark.timeout(1200)  # up waits up to 5 min for a loaded machine, then down
 def test_up_serves_ui_on_loopback_and_down_leaves_nothing(airflow_env, cluster):
     settings = load_settings()
     env = {**os.environ}
@@ -257,7 +258,7 @@ def test_up_serves_ui_on_loopback_and_down_leaves_nothing(airflow_env, cluster):
         env=env,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=600,
         cwd=REPO_ROOT,
     )
     pid_file = settings.airflow_home / "standalone.pid"

@@ -180,17 +180,14 @@ def _health(port: str) -> bool:
 PLATFORM_DAGS = "^hdp_"  # every DAG of dags/ (the platform's): `up` schedules them all
 
 
-def unpause_platform_dags(env: dict[str, str], log_file: Path) -> None:
-    """Register every DAG of dags/ and unpause the platform's. Airflow creates a DAG paused and
+def unpause_platform_dags(env: dict[str, str], log_file: Path) -> bool:
+    """Unpause the platform's DAGs that Airflow already knows. Airflow creates a DAG paused and
     never unpauses it by itself: `make demo`'s `airflow dags test` runs leave every DAG paused, so
-    the creation setting alone would not make `make up` schedule them daily as README says."""
-    steps = (
-        ["airflow", "dags", "reserialize"],
-        ["airflow", "dags", "unpause", "--treat-dag-id-as-regex", "-y", PLATFORM_DAGS],
-    )
-    for cmd in steps:
-        if _run(cmd, env=env, log_file=log_file) != 0:
-            raise SystemExit(f"`{' '.join(cmd[:3])}` failed: see {log_file}")
+    the creation setting (AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False, for DAGs the
+    dag-processor registers later) alone would not make `make up` schedule them as README says.
+    Called once the API server is healthy, so the first scheduled tasks find the Execution API."""
+    cmd = ["airflow", "dags", "unpause", "--treat-dag-id-as-regex", "-y", PLATFORM_DAGS]
+    return _run(cmd, env=env, log_file=log_file) == 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -199,7 +196,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     prepare(env)
     ensure_source_generated()
-    unpause_platform_dags(env, settings.home / "logs" / "airflow-unpause.log")
     pid_file = _pid_file()
     port = env["AIRFLOW__API__PORT"]
     if pid_file.exists() and _health(port):
@@ -216,7 +212,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             start_new_session=True,  # its own process group: `down` stops all of it
         )
     pid_file.write_text(str(proc.pid))
-    deadline = time.time() + 180
+    deadline = time.time() + 300  # a loaded 2-core machine needs about 3 min
     while time.time() < deadline:
         if proc.poll() is not None:
             print(f"Airflow exited early (code {proc.returncode}); see {log_file}")
@@ -225,7 +221,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         time.sleep(2)
     else:
-        print(f"Airflow did not become healthy in 180 s; see {log_file}")
+        print(f"Airflow did not become healthy in 300 s; see {log_file}")
         return 1
     passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     for _ in range(30):
@@ -234,7 +230,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         time.sleep(1)
     print(f"Airflow UI: http://127.0.0.1:{port}  (user admin)")
-    print("DAGs:       hdp_* unpaused: they run on their schedules (pause one in the UI)")
+    unpause_log = settings.home / "logs" / "airflow-unpause.log"
+    if unpause_platform_dags(env, unpause_log):
+        print("DAGs:       hdp_* unpaused: they run on their schedules (pause one in the UI)")
+    else:
+        print(f"DAGs:       could not unpause hdp_* (see {unpause_log}); unpause them in the UI")
     print(f"Password:   in {passwords} (generated; never committed)")
     _print_secrets_location()  # issue 6
     print(f"Logs:       {log_file}")
