@@ -157,9 +157,13 @@ class Cluster:
         return secret(self.secrets_dir, f"{self.name.replace('-', '_')}_superuser_password")
 
     def admin_url(self, dbname: str = "postgres") -> str:
-        return (
-            f"postgresql://{SUPERUSER}:{self.superuser_password()}@127.0.0.1:{self.port}/{dbname}"
-        )
+        password = self.superuser_password()
+        if self.host.startswith("/"):  # no TCP listener: libpq reads the socket folder as host
+            return (
+                f"postgresql://{SUPERUSER}:{password}@/{dbname}"
+                f"?host={self.socket_dir}&port={self.port}"
+            )
+        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{dbname}"
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         bindir = find_bindir()
