@@ -27,7 +27,8 @@ lock:
 demo: install
 	@$(HDP) demo
 
-# Every test against real PostgreSQL, dbt, GX and Airflow (starts its own cluster on :55433).
+# Every test against real PostgreSQL, dbt, GX and Airflow (its own clusters: the warehouse on
+# :55433, Airflow's metadata on a socket only).
 test: install browser
 	@$(BIN)/pytest -q $(PYTEST_ARGS)
 

@@ -22,7 +22,7 @@ import psycopg2  # noqa: E402
 from psycopg2 import sql  # noqa: E402
 
 from hdp.config import load_settings  # noqa: E402
-from hdp.pgcluster import Cluster  # noqa: E402
+from hdp.pgcluster import Cluster, stop_embedded  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def cluster() -> Iterator[Cluster]:
     c = Cluster.for_home(settings.home, settings.pg_port)
     c.start()
     yield c
-    c.stop()
+    stop_embedded(settings)  # and Airflow's metadata cluster, if a test started it
 
 
 @pytest.fixture(scope="session")

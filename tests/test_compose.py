@@ -25,6 +25,7 @@ DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
 REQUIRED_SERVICES = {
     "warehouse",
+    "airflow-db",
     "redis",
     "airflow-init",
     "airflow-apiserver",
@@ -307,8 +308,9 @@ def test_services_start_in_order_and_report_health(services):
         deps = services[name]["depends_on"]
         assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
         assert deps["warehouse"]["condition"] == "service_healthy", name
+        assert deps["airflow-db"]["condition"] == "service_healthy", name
         assert deps["redis"]["condition"] == "service_healthy", name
-    for name in set(AIRFLOW_COMMANDS) | {"warehouse", "redis"}:
+    for name in set(AIRFLOW_COMMANDS) | {"warehouse", "airflow-db", "redis"}:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["airflow-init"]["depends_on"]["warehouse"]["condition"] == "service_healthy"
 
@@ -503,6 +505,41 @@ def test_warehouse_connection_agrees_with_dbt_settings(services):
     assert env["HDP_WAREHOUSE_HOST"] in services
     airflow = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
     assert airflow == env["HDP_AIRFLOW_DB_URL"], "two different Airflow metadata logins"
+
+
+def _db_host(url: str) -> str:
+    return re.sub(r"^[^@]*@", "", url).split(":", 1)[0].split("/", 1)[0]
+
+
+def test_airflow_metadata_has_a_server_of_its_own(services, compose):
+    """Issue 12, finding 10: a warehouse restart must not take the scheduler's state with it."""
+    warehouse_host = env_of(services["airflow-worker"])["HDP_WAREHOUSE_HOST"]
+    for name in AIRFLOW_SERVICES:
+        env = env_of(services[name])
+        hosts = {
+            _db_host(env[key])
+            for key in (
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                "AIRFLOW__CELERY__RESULT_BACKEND",
+                "HDP_AIRFLOW_DB_URL",
+            )
+        }
+        assert len(hosts) == 1, f"{name}: metadata on several hosts {sorted(hosts)}"
+        (host,) = hosts
+        assert host != warehouse_host, f"{name}: Airflow's metadata is on the warehouse server"
+        assert host in services, f"{name}: metadata host {host} is not a service"
+    metadata = services[host]
+    assert metadata["image"].startswith("postgres:")
+    assert metadata.get("healthcheck", {}).get("test")
+    volumes = {v.split(":")[0] for v in metadata.get("volumes") or []}
+    warehouse_volumes = {v.split(":")[0] for v in services["warehouse"].get("volumes") or []}
+    assert volumes and not volumes & warehouse_volumes, "the two servers share a volume"
+    assert volumes <= set(compose.get("volumes") or {})
+    assert env_of(metadata).get("POSTGRES_DB") == "airflow"
+    # the warehouse server no longer creates (or knows the password of) Airflow's database
+    assert "AIRFLOW_DB_PASSWORD" not in " ".join(env_of(services["warehouse"]).values())
+    init = (ROOT / "docker" / "warehouse-init" / "10-create-databases.sh").read_text()
+    assert not re.search(r"\b(role|database) airflow\b", init), "warehouse-init makes it"
 
 
 def test_warehouse_init_script_gets_its_variables(services):

@@ -1105,10 +1105,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # the bench's own cluster: leave no server running behind `make bench`
         from hdp.config import load_settings
-        from hdp.pgcluster import Cluster
+        from hdp.pgcluster import stop_embedded
 
-        settings = load_settings()
-        Cluster.for_home(settings.home, settings.pg_port).stop()
+        stop_embedded(load_settings())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print_table(result, out)

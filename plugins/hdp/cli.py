@@ -9,18 +9,20 @@ import subprocess
 import sys
 
 from hdp.config import load_settings
-from hdp.pgcluster import Cluster, PostgresNotFound
+from hdp.pgcluster import Cluster, PostgresNotFound, embedded_clusters, stop_embedded
 
 log = logging.getLogger("hdp")
 
 
 def ensure_database() -> None:
-    """Start the embedded cluster (unless HDP_PG_URL names a server) and create dbs/roles."""
+    """Start the embedded clusters, the warehouse's and Airflow's metadata (unless HDP_PG_URL
+    names a server), and create dbs/roles."""
     from hdp.database import init_databases
 
     settings = load_settings()
     if settings.embedded:
-        Cluster.for_home(settings.home, settings.pg_port).start()
+        for cluster in embedded_clusters(settings):
+            cluster.start()
     init_databases()
 
 
@@ -32,7 +34,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         print(f"PostgreSQL ready on 127.0.0.1:{settings.pg_port} (data in {cluster.data_dir})")
     elif args.action == "stop":
         if settings.embedded:
-            cluster.stop()
+            stop_embedded(settings)
         print("PostgreSQL stopped")
     elif args.action == "status":
         running = settings.embedded and cluster.is_running()

@@ -4,7 +4,9 @@
             the pipeline logs in as `hdp_load` (extract, gate) and `hdp_dbt` (dbt), never as owner
 - `his`     the simulated HIS source (owner `his_owner`, read-only login `his_reader`)
 - `pharmacy` the simulated pharmacy source (owner `pharmacy_owner`, reader `pharmacy_reader`)
-- `airflow` Airflow's metadata (owner `airflow`)
+- `airflow` Airflow's metadata (owner `airflow`), on a server of its own: the embedded metadata
+            cluster (hdp.pgcluster), or docker-compose's `airflow-db`; so a warehouse restart
+            never takes the scheduler's state with it
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import psycopg2
 from psycopg2 import sql
 
 from hdp.config import Settings, load_settings
-from hdp.pgcluster import Cluster
+from hdp.pgcluster import SUPERUSER, Cluster, metadata_cluster, warehouse_cluster
 from hdp.secrets import secret
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,20 @@ def _server(settings: Settings) -> tuple[str, int, str]:
     if settings.pg_url:
         admin = Login.from_url(settings.pg_url)
         return admin.host, admin.port, settings.pg_url
-    cluster = Cluster.for_home(settings.home, settings.pg_port)
-    return "127.0.0.1", settings.pg_port, cluster.admin_url()
+    return "127.0.0.1", settings.pg_port, warehouse_cluster(settings).admin_url()
+
+
+def _metadata_server(settings: Settings, warehouse_server: tuple[str, int]) -> tuple[str, int]:
+    """Host and port of Airflow's metadata database when HDP_AIRFLOW_DB_URL does not say: the
+    embedded metadata cluster's socket folder, or (existing server) the warehouse's server."""
+    if settings.embedded:
+        cluster = metadata_cluster(settings)
+        return cluster.host, cluster.port
+    return warehouse_server
+
+
+def _superuser(cluster: Cluster) -> Login:
+    return Login(SUPERUSER, cluster.superuser_password(), cluster.host, cluster.port, "postgres")
 
 
 def logins(settings: Settings | None = None) -> Logins:
@@ -123,10 +137,12 @@ def logins(settings: Settings | None = None) -> Logins:
     host, port, admin_url = _server(settings)
     sdir = settings.secrets_dir
 
-    def login(env: str, user: str, secret_name: str, dbname: str) -> Login:
+    def login(
+        env: str, user: str, secret_name: str, dbname: str, server: tuple[str, int] = (host, port)
+    ) -> Login:
         if os.environ.get(env):
             return Login.from_url(os.environ[env])
-        return Login(user, secret(sdir, secret_name), host, port, dbname)
+        return Login(user, secret(sdir, secret_name), *server, dbname)
 
     return Logins(
         admin=Login.from_url(admin_url),
@@ -144,7 +160,13 @@ def logins(settings: Settings | None = None) -> Logins:
             "pharmacy_reader_password",
             "pharmacy",
         ),
-        airflow=login("HDP_AIRFLOW_DB_URL", "airflow", "airflow_db_password", "airflow"),
+        airflow=login(
+            "HDP_AIRFLOW_DB_URL",
+            "airflow",
+            "airflow_db_password",
+            "airflow",
+            _metadata_server(settings, (host, port)),
+        ),
     )
 
 
@@ -189,23 +211,50 @@ def manages_simulated_source(settings: Settings) -> bool:
     return settings.embedded or os.environ.get("HDP_MANAGE_HIS_SOURCE") == "1"
 
 
+def _metadata_admin(settings: Settings, lg: Logins) -> Login | None:
+    """Admin login of the server where set-up creates Airflow's role and database: the embedded
+    metadata cluster (started here if needed), or the warehouse's own server when Airflow's login
+    points at it. A separate metadata server of its own (compose's `airflow-db`) creates them
+    itself, so set-up leaves it alone."""
+    if settings.embedded:
+        cluster = metadata_cluster(settings)
+        cluster.start()
+        return _superuser(cluster)
+    if (lg.airflow.host, lg.airflow.port) == (lg.admin.host, lg.admin.port):
+        return lg.admin
+    return None
+
+
+def _init_metadata_database(admin_login: Login, airflow: Login) -> None:
+    admin = psycopg2.connect(replace(admin_login, dbname="postgres").dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            _ensure_role(cur, airflow)
+            _ensure_database(cur, airflow.dbname, airflow.user)
+    finally:
+        admin.close()
+
+
 def init_databases(all_logins: Logins | None = None) -> None:
     """Create roles, databases and platform schemas; safe to run any number of times."""
     settings = load_settings()
     lg = all_logins or logins(settings)
     with_his = manages_simulated_source(settings)
+    metadata_admin = _metadata_admin(settings, lg)
+    if metadata_admin is not None:
+        _init_metadata_database(metadata_admin, lg.airflow)
     admin = psycopg2.connect(lg.admin.dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
         sources = lg.simulated_sources() if with_his else []
-        managed = [lg.warehouse, lg.airflow] + [x for _, o, r in sources for x in (o, r)]
+        managed = [lg.warehouse] + [x for _, o, r in sources for x in (o, r)]
         for login in managed:
             _ensure_role(cur, login)
         # PostgreSQL logs every statement of the platform's warehouse service login (it reads
         # raw_* and hdp_private); human logins get the same in hdp.security.create_login.
         _log_statements(cur, lg.warehouse.user)
         _ensure_database(cur, lg.warehouse.dbname, lg.warehouse.user)
-        _ensure_database(cur, lg.airflow.dbname, lg.airflow.user)
         for _, owner, reader in sources:
             _ensure_database(cur, owner.dbname, owner.user)
             cur.execute(

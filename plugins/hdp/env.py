@@ -12,13 +12,25 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hdp.config import REPO_ROOT, Settings, load_settings
-from hdp.database import logins
+from hdp.database import Login, logins
 from hdp.secrets import secret
 
 # dbt vars read from the environment (dbt_project.yml): reprocessing window, shrink guard
 PASSED_THROUGH = ("HDP_REPROCESS_WINDOW_HOURS", "HDP_MAX_MART_SHRINK_SHARE")
 
 AIRFLOW_PORT = int(os.environ.get("HDP_AIRFLOW_PORT", "18080"))
+
+
+def _metadata_url(db: Login) -> str:
+    """SQLAlchemy URL of Airflow's metadata database. The embedded metadata cluster has no TCP
+    port, only a socket folder, which libpq takes as `host=<folder>` in the query."""
+    credentials = f"{quote(db.user)}:{quote(db.password, safe='')}"
+    if db.host.startswith("/"):
+        return (
+            f"postgresql+psycopg2://{credentials}@/{db.dbname}"
+            f"?host={quote(db.host, safe='/')}&port={db.port}"
+        )
+    return f"postgresql+psycopg2://{credentials}@{db.host}:{db.port}/{db.dbname}"
 
 
 def platform_env(settings: Settings | None = None) -> dict[str, str]:
@@ -46,11 +58,7 @@ def platform_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": secret(sdir, "airflow_jwt_secret"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-            f"postgresql+psycopg2://{quote(airflow_db.user)}:"
-            f"{quote(airflow_db.password, safe='')}@{airflow_db.host}:{airflow_db.port}/"
-            f"{airflow_db.dbname}"
-        ),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _metadata_url(airflow_db),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_HDP_WAREHOUSE": lg.loader.url,

@@ -524,7 +524,7 @@ def bench(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
     from hdp.config import load_settings
-    from hdp.pgcluster import Cluster
+    from hdp.pgcluster import stop_embedded
 
     console = Console(width=120)
     settings = load_settings()
@@ -533,7 +533,7 @@ def bench(argv: Sequence[str] | None = None) -> int:
         series, atc = bench_consumption(args.years, args.scale, args.seed)
     finally:
         if not args.keep:
-            Cluster.for_home(settings.home, settings.pg_port).stop()
+            stop_embedded(settings)  # both clusters (warehouse, Airflow metadata)
     generated = time.perf_counter() - started
     started = time.perf_counter()
     evaluation = evaluate(series, args.holdout)

@@ -340,13 +340,12 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from hdp.config import load_settings
-    from hdp.pgcluster import Cluster
+    from hdp.pgcluster import stop_embedded
 
     try:
         result = run_bench(args.scale, args.days, args.defect_rate, args.seed)
     finally:
-        settings = load_settings()
-        Cluster.for_home(settings.home, settings.pg_port).stop()
+        stop_embedded(load_settings())  # both clusters (warehouse, Airflow metadata)
     print_report(
         result,
         f"MPI pairwise precision/recall — scale {args.scale:g}, {args.days} days, "

@@ -177,6 +177,19 @@ def _health(port: str) -> bool:
         return False
 
 
+PLATFORM_DAGS = "^hdp_"  # every DAG of dags/ (the platform's): `up` schedules them all
+
+
+def unpause_platform_dags(env: dict[str, str], log_file: Path) -> bool:
+    """Unpause the platform's DAGs that Airflow already knows. Airflow creates a DAG paused and
+    never unpauses it by itself: `make demo`'s `airflow dags test` runs leave every DAG paused, so
+    the creation setting (AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False, for DAGs the
+    dag-processor registers later) alone would not make `make up` schedule them as README says.
+    Called once the API server is healthy, so the first scheduled tasks find the Execution API."""
+    cmd = ["airflow", "dags", "unpause", "--treat-dag-id-as-regex", "-y", PLATFORM_DAGS]
+    return _run(cmd, env=env, log_file=log_file) == 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = _env()
@@ -199,7 +212,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             start_new_session=True,  # its own process group: `down` stops all of it
         )
     pid_file.write_text(str(proc.pid))
-    deadline = time.time() + 180
+    deadline = time.time() + 300  # a loaded 2-core machine needs about 3 min
     while time.time() < deadline:
         if proc.poll() is not None:
             print(f"Airflow exited early (code {proc.returncode}); see {log_file}")
@@ -208,7 +221,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         time.sleep(2)
     else:
-        print(f"Airflow did not become healthy in 180 s; see {log_file}")
+        print(f"Airflow did not become healthy in 300 s; see {log_file}")
         return 1
     passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     for _ in range(30):
@@ -217,6 +230,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         time.sleep(1)
     print(f"Airflow UI: http://127.0.0.1:{port}  (user admin)")
+    unpause_log = settings.home / "logs" / "airflow-unpause.log"
+    if unpause_platform_dags(env, unpause_log):
+        print("DAGs:       hdp_* unpaused: they run on their schedules (pause one in the UI)")
+    else:
+        print(f"DAGs:       could not unpause hdp_* (see {unpause_log}); unpause them in the UI")
     print(f"Password:   in {passwords} (generated; never committed)")
     _print_secrets_location()  # issue 6
     print(f"Logs:       {log_file}")
@@ -255,14 +273,14 @@ def stop_airflow(timeout: float = 40) -> bool:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from hdp.pgcluster import Cluster
+    from hdp.pgcluster import stop_embedded
 
     settings = load_settings()
     if stop_airflow():
         print("Airflow stopped")
     if settings.embedded:
-        Cluster.for_home(settings.home, settings.pg_port).stop()
-        print("PostgreSQL stopped")
+        stop_embedded(settings)  # the warehouse's cluster and Airflow's metadata cluster
+        print("PostgreSQL stopped (warehouse and Airflow metadata)")
     return 0
 
 

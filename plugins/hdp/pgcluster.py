@@ -1,8 +1,12 @@
-"""The embedded PostgreSQL cluster: a project-local server the platform starts and stops itself.
+"""The embedded PostgreSQL clusters: project-local servers the platform starts and stops itself.
 
-It lives in $HDP_HOME/pg (git-ignored), listens only on 127.0.0.1 at a non-default port with its
-own socket folder, and authenticates with scram-sha-256 and a generated superuser password.
-PostgreSQL refuses to run as root, so under uid 0 the server runs as the `postgres` user.
+Two of them, so a warehouse restart (a crash, `pg_ctl stop -m immediate`, an upgrade) never takes
+the scheduler's state with it: the warehouse and the simulated sources in $HDP_HOME/pg, listening
+on 127.0.0.1 at HDP_PG_PORT, and Airflow's metadata database alone in $HDP_HOME/pg-airflow,
+listening on no TCP port at all, only on its own socket folder (so it can collide with no other
+server's port, and only local processes reach it). Each authenticates with scram-sha-256 and its
+own generated superuser password. PostgreSQL refuses to run as root, so under uid 0 the servers
+run as the `postgres` user.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hdp.config import Settings
 from hdp.secrets import secret
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,22 @@ SERVER_SETTINGS = {
     "log_connections": "on",
     "log_line_prefix": "'%m [%p] %u@%d '",
 }
+# Airflow's metadata: small, and its commits must survive a crash (the scheduler's state), so
+# synchronous_commit stays on; no connection log (the scheduler reconnects every few seconds).
+# No TCP listener: Airflow's processes run on this machine and connect through the socket folder.
+METADATA_SERVER_SETTINGS = {
+    **SERVER_SETTINGS,
+    "listen_addresses": "''",
+    "max_connections": "100",
+    "shared_buffers": "32MB",
+    "work_mem": "4MB",
+    "maintenance_work_mem": "32MB",
+    "synchronous_commit": "on",
+    "log_connections": "off",
+}
+WAREHOUSE = "pg"
+METADATA = "pg-airflow"
+START_ATTEMPTS = 4
 
 
 class PostgresNotFound(RuntimeError):
@@ -86,10 +108,11 @@ class Cluster:
     root: Path
     port: int
     secrets_dir: Path
+    name: str = WAREHOUSE
 
     @classmethod
-    def for_home(cls, home: Path, port: int) -> Cluster:
-        root = home / "pg"
+    def for_home(cls, home: Path, port: int, name: str = WAREHOUSE) -> Cluster:
+        root = home / name
         if _runs_as_root():
             try:
                 pwd.getpwnam("postgres")
@@ -103,9 +126,18 @@ class Cluster:
             if not _server_user_can_use(home):
                 # e.g. a clone under /root: keep the cluster in a folder postgres can reach.
                 digest = hashlib.sha1(str(home).encode()).hexdigest()[:10]
-                root = Path("/var/tmp") / f"hdp-pg-{digest}"
+                root = Path("/var/tmp") / f"hdp-{name}-{digest}"
                 log.warning("postgres user cannot reach %s; cluster kept in %s", home, root)
-        return cls(root=root, port=port, secrets_dir=home / "secrets")
+        return cls(root=root, port=port, secrets_dir=home / "secrets", name=name)
+
+    @property
+    def server_settings(self) -> dict[str, str]:
+        return METADATA_SERVER_SETTINGS if self.name == METADATA else SERVER_SETTINGS
+
+    @property
+    def host(self) -> str:
+        """Where clients connect: 127.0.0.1, or the socket folder of a cluster without TCP."""
+        return str(self.socket_dir) if self.name == METADATA else "127.0.0.1"
 
     @property
     def data_dir(self) -> Path:
@@ -120,12 +152,18 @@ class Cluster:
         return self.root / "postgres.log"
 
     def superuser_password(self) -> str:
-        return secret(self.secrets_dir, "pg_superuser_password")
+        if self.name == WAREHOUSE:
+            return secret(self.secrets_dir, "pg_superuser_password")
+        return secret(self.secrets_dir, f"{self.name.replace('-', '_')}_superuser_password")
 
     def admin_url(self, dbname: str = "postgres") -> str:
-        return (
-            f"postgresql://{SUPERUSER}:{self.superuser_password()}@127.0.0.1:{self.port}/{dbname}"
-        )
+        password = self.superuser_password()
+        if self.host.startswith("/"):  # no TCP listener: libpq reads the socket folder as host
+            return (
+                f"postgresql://{SUPERUSER}:{password}@/{dbname}"
+                f"?host={self.socket_dir}&port={self.port}"
+            )
+        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{dbname}"
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         bindir = find_bindir()
@@ -169,7 +207,7 @@ class Cluster:
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed in {self.data_dir}:\n{result.stderr.strip()}")
         with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
-            for key, value in SERVER_SETTINGS.items():
+            for key, value in self.server_settings.items():
                 conf.write(f"{key} = {value}\n")
         log.info("initialised PostgreSQL cluster in %s", self.data_dir)
 
@@ -178,39 +216,82 @@ class Cluster:
             return False
         return self._run(["pg_ctl", "status", "-D", str(self.data_dir)]).returncode == 0
 
+    def _log_size(self) -> int:
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    def _log_since(self, offset: int) -> str:
+        if not self.log_file.exists():
+            return ""
+        with open(self.log_file, "rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+
     def start(self) -> None:
+        """Start and wait until ready. Ports here lie in Linux's ephemeral range (32768-60999),
+        so a client's outgoing connection can hold ours for a moment: a bind failure is retried
+        a few times before it is reported."""
         self.init()
         if self.is_running():
             return
         options = f"-p {self.port} -k {self.socket_dir}"
-        result = self._run(
-            [
-                "pg_ctl",
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-o",
-                options,
-            ]
-        )
-        if result.returncode != 0:
-            tail = ""
-            if self.log_file.exists():
-                tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(
-                f"PostgreSQL did not start on 127.0.0.1:{self.port} "
-                f"(is the port taken? set HDP_PG_PORT):\n{result.stderr.strip()}\n{tail}"
+        for attempt in range(START_ATTEMPTS):
+            offset = self._log_size()
+            result = self._run(
+                [
+                    "pg_ctl",
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                ]
             )
-        log.info("PostgreSQL running on 127.0.0.1:%s", self.port)
+            if result.returncode == 0:
+                log.info("PostgreSQL running on %s:%s", self.host, self.port)
+                return
+            logged = self._log_since(offset)
+            if "Address already in use" not in logged or attempt == START_ATTEMPTS - 1:
+                break
+            time.sleep(2)
+        tail = "\n".join(logged.splitlines()[-15:])
+        raise RuntimeError(
+            f"PostgreSQL did not start on {self.host}:{self.port} "
+            f"(is the port taken? set HDP_PG_PORT):\n"
+            f"{result.stderr.strip()}\n{tail}"
+        )
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` rolls back open transactions and shuts down cleanly; `immediate` is a crash
+        (no checkpoint, recovery on the next start), which the fault tests use."""
         if not self.is_running():
             return
-        result = self._run(["pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir)])
+        result = self._run(["pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.data_dir)])
         if result.returncode != 0:
             raise RuntimeError(f"pg_ctl stop failed: {result.stderr.strip()}")
+
+
+def warehouse_cluster(settings: Settings) -> Cluster:
+    """The embedded cluster of the warehouse and the simulated sources."""
+    return Cluster.for_home(settings.home, settings.pg_port)
+
+
+def metadata_cluster(settings: Settings) -> Cluster:
+    """The embedded cluster that holds only Airflow's metadata database. Its port only names the
+    socket file (.s.PGSQL.<port>) in its own folder: no TCP port is taken."""
+    return Cluster.for_home(settings.home, settings.pg_port, METADATA)
+
+
+def embedded_clusters(settings: Settings) -> tuple[Cluster, Cluster]:
+    """Both embedded clusters, warehouse first (start in this order, stop in any)."""
+    return warehouse_cluster(settings), metadata_cluster(settings)
+
+
+def stop_embedded(settings: Settings) -> None:
+    """Stop both embedded clusters (`make down`, the benchmarks' clean-up)."""
+    for cluster in embedded_clusters(settings):
+        cluster.stop()

@@ -27,6 +27,8 @@ def _hex_key() -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     "pg_superuser_password": _password,
+    # superuser of the embedded cluster that holds only Airflow's metadata (hdp.pgcluster)
+    "pg_airflow_superuser_password": _password,
     "warehouse_password": _password,
     "loader_password": _password,
     "transformer_password": _password,
