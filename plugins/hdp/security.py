@@ -132,6 +132,8 @@ def apply_roles(cur, owner: str, database: str) -> None:
         defaults(schema, "select on tables", [ANALYST, DEPT_ANALYST])
 
     _hand_over(cur, owner)
+    # every owner session (set-up, reports, jobs) refuses to run a policy a service role planted
+    _refuse_policies(cur, owner)
 
     # hdp_private: the transformer may compute pseudonyms, never read the key or identities.
     run(q("revoke all on schema hdp_private from public"))
@@ -208,6 +210,14 @@ def _hand_over(cur, owner: str) -> None:
         )
 
 
+def _refuse_policies(cur, role: str) -> None:
+    """Sessions of this role run with row_security = off: a table with a policy that would
+    apply to it raises an error instead of running the policy's code with its rights. Policies
+    do not apply to the owner of a table (nor to the owner and administrators as members of
+    the loader and transformer) unless its owner forces them, which only an attack does."""
+    cur.execute(sql.SQL("alter role {} set row_security = off").format(sql.Identifier(role)))
+
+
 def _set_statement_logging(cur, role: str) -> None:
     """PostgreSQL logs every statement of this login (who read or changed what, and when)."""
     try:
@@ -243,6 +253,8 @@ def create_login(
         cur.execute(sql.SQL("alter role {} set role = %s").format(role), (group,))
     if group in LOGGED_GROUPS:
         _set_statement_logging(cur, name)
+    if group == ADMIN:  # a member of the owner: code the services plant must not run as them
+        _refuse_policies(cur, name)
     cur.execute("delete from audit.analyst_department where role_name = %s", (name,))
     for dept in departments:
         cur.execute(
@@ -272,15 +284,38 @@ def identity_key(settings: Settings | None = None) -> str:
     return os.environ.get("HDP_IDENTITY_KEY") or secret(settings.secrets_dir, "identity_key")
 
 
+# the transformer's model that maps HIS registrations to pseudonyms (dbt int_his__patient_key_map)
+KEY_MAP = "intermediate.int_his__patient_key_map"
+
+
+def guard_owner_session(cur, service_tables: Iterable[str]) -> None:
+    """Make this (owner's) transaction safe to read tables a service role owns.
+
+    The loader owns raw_*, the transformer the models: each may hook code to its tables, and
+    that code would run with the rights of whoever reads them, here the owner, who can read
+    the pseudonym key and the identity key of this session. So: no policy runs (row_security
+    off: a planted one raises "query would be affected by row-level security policy"), only
+    the owner's own functions are found by name (search_path), and each service table must be
+    a plain table of built-in types, locked for the transaction (audit.require_plain_table).
+    """
+    cur.execute("set local row_security = off")
+    cur.execute("set local search_path = pg_catalog, public")
+    for name in service_tables:
+        cur.execute("select audit.require_plain_table(%s)", (name,))
+
+
 def refresh_patient_identity(conn, key: str, source: str = "his") -> int:
     """Rebuild hdp_private.patient_identity from the landing table, encrypted; returns rows.
 
     The latest landed version of each registration, its pseudonym from the transform's key map
     (null until dbt has run), and every direct identifier pgp_sym_encrypt'ed (AES-256). The key
     is random (not a pass phrase), so the iterated S2K stretching (slow, per value) is skipped.
+    Landing table and key map belong to service roles: read under guard_owner_session, so no
+    code of theirs runs with the owner's rights (it refuses loudly instead).
     """
     raw = sql.Identifier(f"raw_{source}")
     with conn.cursor() as cur:
+        guard_owner_session(cur, [f"raw_{source}.patients", KEY_MAP])
         send_secret(cur, key)
         cur.execute("delete from hdp_private.patient_identity where source = %s", (source,))
         cur.execute(
