@@ -9,6 +9,8 @@ Group roles (NOLOGIN; people and services log in with their own login roles, mem
 - `hdp_dept_analyst` reads the marts, facts limited by row-level security to the departments
                      mapped to the login in audit.analyst_department
 - `hdp_admin`        member of the warehouse owner: everything, including hdp_private
+- `hdp_quality_reader` the Data quality page (login hdp_quality): reads the load and check
+                     audit it shows and the cleaning counts mart, nothing else
 
 The warehouse owner (`hdp_owner`) owns the platform's schemas and audit tables and runs set-up;
 the pipeline logs in as `hdp_load` (member of hdp_loader: extract and gate) and `hdp_dbt`
@@ -35,14 +37,15 @@ from hdp.secrets import GENERATORS, secret
 
 log = logging.getLogger(__name__)
 
-LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN = (
+LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER = (
     "hdp_loader",
     "hdp_transformer",
     "hdp_analyst",
     "hdp_dept_analyst",
     "hdp_admin",
+    "hdp_quality_reader",
 )
-GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN)
+GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER)
 MODEL_SCHEMAS = ("staging", "intermediate", "marts", "reference")
 # Roles whose every statement PostgreSQL logs: whoever may reach raw_* or hdp_private, and the
 # analysts (who read what). Role settings are not inherited, so this is set per login.
@@ -118,9 +121,10 @@ def apply_roles(cur, owner: str, database: str) -> None:
         run(q("grant usage, create on schema {} to {}").format(s, _ident(TRANSFORMER)))
         run(q("grant select on all tables in schema {} to {}").format(s, _ident(TRANSFORMER)))
         defaults(schema, "select on tables", [TRANSFORMER])
-    # the Data quality page (logged in as the loader) reads the cleaning counts: schema usage
-    # here, select on that one mart in its dbt post-hook; no other mart is readable
-    run(q("grant usage on schema marts to {}").format(_ident(LOADER)))
+    # the Data quality page (its own login) reads the cleaning counts: schema usage here,
+    # select on that one mart in its dbt post-hook; no other mart is readable
+    run(q("revoke usage on schema marts from {}").format(_ident(LOADER)))
+    run(q("grant usage on schema marts to {}").format(_ident(QUALITY_READER)))
     for schema in ("marts", "reference"):
         s = sql.Identifier(schema)
         run(q("grant usage on schema {} to {}").format(s, _ident(ANALYST, DEPT_ANALYST)))
@@ -178,6 +182,14 @@ def _grant_audit(cur) -> None:
     )
     run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
     run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
+    # the Data quality page shows loads, check results, quarantine counts and freshness only
+    run(q("grant usage on schema audit to {}").format(_ident(QUALITY_READER)))
+    run(
+        q(
+            "grant select on audit.load_batch, audit.quality_result, audit.row_issue, "
+            "audit.freshness_check to {}"
+        ).format(_ident(QUALITY_READER))
+    )
     run(
         q("grant execute on function audit.analyst_patient_keys() to {}").format(
             _ident(DEPT_ANALYST)
