@@ -302,6 +302,7 @@ def api_server(warehouse: Logins):
             time.sleep(1)
         assert _health(port), f"api-server did not start: see {log_file}"
         passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+        os.chmod(passwords, 0o600)  # Airflow writes it world-readable (hdp up does the same)
         body = json.dumps(
             {"username": "admin", "password": json.loads(passwords.read_text())["admin"]}
         )
@@ -330,7 +331,8 @@ def test_quality_page_needs_an_airflow_login(api_server):
     assert _http(f"{base}/api/v2/dags")[0] == 401  # Airflow's own API, for comparison
     for path in ("/hdp-quality/", "/hdp-quality/api/status"):
         assert _http(f"{base}{path}")[0] in (401, 403), path
-        assert _http(f"{base}{path}", token="not-a-token")[0] in (401, 403), path
+        forged = secrets.token_urlsafe(24)  # not a JWT the auth manager signed
+        assert _http(f"{base}{path}", token=forged)[0] in (401, 403), path
     # the schema of the page's API is not published at all (Airflow's own API documents it)
     assert _http(f"{base}/hdp-quality/openapi.json")[0] in (401, 403, 404)
     status, page = _http(f"{base}/hdp-quality/", token=token)
