@@ -276,14 +276,23 @@ def _http(url: str, *, token: str | None = None, cookie: str | None = None) -> t
 
 
 @pytest.fixture(scope="module")
-def api_server(warehouse: Logins):
-    """A real Airflow api-server (SimpleAuthManager) with the platform's plugins; its port and
-    an admin token. Stopped with SIGINT to its own process group."""
-    from hdp.orchestrate import _env, _health, prepare
+def airflow_env(warehouse: Logins) -> dict[str, str]:
+    """The environment `hdp up` / `make demo` give Airflow, its metadata database migrated."""
+    from hdp.orchestrate import _env, prepare
 
-    settings = load_settings()
     env = _env()
     prepare(env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def api_server(airflow_env: dict[str, str]):
+    """A real Airflow api-server (SimpleAuthManager) with the platform's plugins; its port and
+    an admin token. Stopped with SIGINT to its own process group."""
+    from hdp.orchestrate import _health
+
+    settings = load_settings()
+    env = airflow_env
     port = env["AIRFLOW__API__PORT"]
     log_file = settings.home / "logs" / "attack-api-server.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -387,4 +396,93 @@ def _scalar(login: Login, query: str):
             return cur.fetchone()[0] if cur.description else None
     finally:
         conn.rollback()
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Each task holds only the connections it uses (finding 11c)
+
+PROBE_DAG = """
+import json, os, re
+from datetime import datetime
+from airflow.sdk import dag, task
+
+SECRET = re.compile(r"PASSWORD$|^AIRFLOW_CONN_")
+
+
+@dag(dag_id="hdp_env_probe", schedule=None, start_date=datetime(2024, 1, 1), catchup=False)
+def probe():
+    @task
+    def extract_like() -> None:
+        from hdp.dags import WAREHOUSE_CONN_ID, _login
+        from hdp.database import connect
+
+        conn = connect(_login(WAREHOUSE_CONN_ID))  # as the extract task gets its login
+        with conn.cursor() as cur:
+            cur.execute("select session_user")
+            user = cur.fetchone()[0]
+        conn.close()
+        names = sorted(k for k in os.environ if SECRET.search(k))  # names, never values
+        with open(os.environ["HDP_PROBE_OUT"], "w") as out:
+            json.dump({"secret_names": names, "warehouse_user": user}, out)
+
+    extract_like()
+
+
+probe()
+"""
+
+
+def test_a_task_environment_holds_no_connection_password(airflow_env, tmp_path):
+    """Finding 11c: every task's environment carried every connection's password (loader,
+    transformer, source readers). Now a real task of `airflow dags test` (the embedded path of
+    `make demo`) has none in its environment and still gets its own login from Airflow."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "hdp_env_probe.py").write_text(PROBE_DAG)
+    out = tmp_path / "probe.json"
+    env = {**airflow_env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "HDP_PROBE_OUT": str(out)}
+    proc = subprocess.run(
+        ["airflow", "dags", "test", "hdp_env_probe"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and out.exists(), (proc.stdout + proc.stderr)[-3000:]
+    seen = json.loads(out.read_text())
+    assert seen["secret_names"] == []
+    assert seen["warehouse_user"] == "hdp_load"
+
+
+def test_dbt_task_gets_the_transformer_password_from_its_connection(airflow_env, warehouse):
+    """Finding 11c, the transform side: with no password in Airflow's environment, a real dbt
+    task of hdp_transform (Cosmos) still builds its model, the transformer's password rendered
+    from the connection hdp_transformer into that task only, and never printed."""
+    assert "HDP_WAREHOUSE_PASSWORD" not in airflow_env
+    listed = subprocess.run(
+        ["airflow", "tasks", "list", "hdp_transform"],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    task_id = next(t for t in listed.stdout.split() if "stg_his__patients" in t)
+    proc = subprocess.run(
+        ["airflow", "tasks", "test", "hdp_transform", task_id, "2024-01-02"],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert warehouse.transformer.password not in output
+    assert proc.returncode == 0, output[-3000:]
+    conn = connect(warehouse.warehouse)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass('staging.stg_his__patients') is not null")
+            assert cur.fetchone()[0]
+    finally:
         conn.close()

@@ -200,6 +200,17 @@ Review: **Data quality** in the menu (`/hdp-quality/`), and GX Data Docs under
     return ingest()
 
 
+def _dbt_password_arg(settings) -> dict:
+    """Embedded mode: no Airflow process holds the transformer's password (hdp.env.airflow_env);
+    each dbt task renders it from the connection hdp_transformer when it starts, into its own
+    dbt invocation only (Airflow masks it in the rendered fields)."""
+    from hdp.env import TRANSFORMER_CONN_ID
+
+    if not settings.embedded:  # compose gives the dbt profile's variables to the workers
+        return {}
+    return {"env": {"HDP_WAREHOUSE_PASSWORD": f"{{{{ conn.{TRANSFORMER_CONN_ID}.password }}}}"}}
+
+
 def build_transform_dag():
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -265,7 +276,11 @@ them from scratch (after changing their logic), trigger this DAG with `full_refr
                 should_detach_multiple_parents_tests=True,
             ),
             # "{{ params.full_refresh }}": Cosmos reads the rendered string as a boolean
-            operator_args={"install_deps": False, "full_refresh": "{{ params.full_refresh }}"},
+            operator_args={
+                "install_deps": False,
+                "full_refresh": "{{ params.full_refresh }}",
+                **_dbt_password_arg(settings),
+            },
         )
         models >> marts_published()
 
