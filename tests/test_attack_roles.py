@@ -489,3 +489,17 @@ def test_dbt_task_gets_the_transformer_password_from_its_connection(airflow_env,
             assert cur.fetchone()[0]
     finally:
         conn.close()
+    # the rendered template fields Airflow keeps (and shows in the UI) hold the mask, not it
+    meta = connect(warehouse.airflow)
+    try:
+        with meta.cursor() as cur:
+            cur.execute(
+                "select rendered_fields::text from rendered_task_instance_fields "
+                "where dag_id = 'hdp_transform' and task_id = %s",
+                (task_id,),
+            )
+            rendered = [r[0] for r in cur.fetchall()]
+    finally:
+        meta.close()
+    assert rendered and all(warehouse.transformer.password not in r for r in rendered)
+    assert all('"HDP_WAREHOUSE_PASSWORD": "***"' in r for r in rendered)
