@@ -193,7 +193,9 @@ def _check_quality_page(port: str, token: str, folder) -> None:
     plugins = _get(f"http://127.0.0.1:{port}/api/v2/plugins", token)
     views = [v for p in plugins["plugins"] for v in p["external_views"]]
     assert any(v["href"] == "/hdp-quality/" and v["destination"] == "nav" for v in views)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/hdp-quality/", timeout=20) as resp:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/hdp-quality/")
+    request.add_header("Authorization", f"Bearer {token}")  # the page needs a login (issue 12)
+    with urllib.request.urlopen(request, timeout=20) as resp:
         page = resp.read().decode()
     assert "Data quality" in page and "outpatient_visits" in page
     assert "his" in page and ("failing" in page or "ok" in page)
@@ -207,6 +209,9 @@ def _check_quality_page(port: str, token: str, folder) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     shot = folder / "quality-page.png"
     shot.unlink(missing_ok=True)
+    # the page is self-contained (inline styles): the browser renders what the login fetched
+    saved = folder / "quality-page.html"
+    saved.write_text(page, encoding="utf-8")
     subprocess.run(
         [
             chromium,
@@ -221,7 +226,7 @@ def _check_quality_page(port: str, token: str, folder) -> None:
             f"--user-data-dir={folder / 'chromium-profile'}",
             "--window-size=1280,900",
             f"--screenshot={shot}",
-            f"http://127.0.0.1:{port}/hdp-quality/",
+            saved.as_uri(),
         ],
         capture_output=True,
         timeout=90,

@@ -72,6 +72,8 @@ ADMIN_ONLY_VARS = {
     # HDP_WAREHOUSE_*): tasks never hold the owner's password
     "HDP_WAREHOUSE_OWNER_URL": {"airflow-init"},
     "HDP_TRANSFORMER_URL": {"airflow-init"},
+    # the Data quality page's login: created by set-up, used by the page in the api-server
+    "HDP_QUALITY_READER_URL": {"airflow-init", "airflow-apiserver"},
 }
 # The simulator's write login to the demo HIS (tasks read through AIRFLOW_CONN_HIS_SOURCE).
 DEMO_ONLY_VARS = {

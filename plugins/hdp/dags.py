@@ -200,6 +200,17 @@ Review: **Data quality** in the menu (`/hdp-quality/`), and GX Data Docs under
     return ingest()
 
 
+def _dbt_password_arg(settings) -> dict:
+    """Embedded mode: no Airflow process holds the transformer's password (hdp.env.airflow_env);
+    each dbt task renders it from the connection hdp_transformer when it starts, into its own
+    dbt invocation only (Airflow masks it in the rendered fields)."""
+    from hdp.env import TRANSFORMER_CONN_ID
+
+    if not settings.embedded:  # compose gives the dbt profile's variables to the workers
+        return {}
+    return {"env": {"HDP_WAREHOUSE_PASSWORD": f"{{{{ conn.{TRANSFORMER_CONN_ID}.password }}}}"}}
+
+
 def build_transform_dag():
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -283,6 +294,7 @@ emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` 
                 "full_refresh": "{{ params.full_refresh }}",
                 # the shrink guard (macros/record_transform.sql) yields only when asked to
                 "vars": {"allow_mart_shrink": "{{ params.allow_shrink }}"},
+                **_dbt_password_arg(settings),
             },
         )
         models >> marts_published()

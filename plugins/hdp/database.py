@@ -97,6 +97,7 @@ class Logins:
     warehouse: Login  # the owner: set-up, migrations, identity refresh; never a pipeline task
     loader: Login  # extract + gate (Airflow connection hdp_warehouse), member of hdp_loader
     transformer: Login  # dbt (profile env HDP_WAREHOUSE_*), member of hdp_transformer
+    quality_reader: Login  # the Data quality page (api-server), member of hdp_quality_reader
     his_owner: Login
     his_reader: Login
     pharmacy_owner: Login
@@ -149,6 +150,9 @@ def logins(settings: Settings | None = None) -> Logins:
         warehouse=login("HDP_WAREHOUSE_OWNER_URL", "hdp_owner", "warehouse_password", "hdp"),
         loader=login("AIRFLOW_CONN_HDP_WAREHOUSE", "hdp_load", "loader_password", "hdp"),
         transformer=login("HDP_TRANSFORMER_URL", "hdp_dbt", "transformer_password", "hdp"),
+        quality_reader=login(
+            "HDP_QUALITY_READER_URL", "hdp_quality", "quality_reader_password", "hdp"
+        ),
         his_owner=login("HDP_HIS_OWNER_URL", "his_owner", "his_owner_password", "his"),
         his_reader=login("AIRFLOW_CONN_HIS_SOURCE", "his_reader", "his_reader_password", "his"),
         pharmacy_owner=login(
@@ -328,7 +332,7 @@ def _init_warehouse(lg: Logins, settings: Settings) -> None:
 
 def _init_security(lg: Logins) -> None:
     """Least-privilege group roles, grants and statement logging (hdp.security)."""
-    from hdp.security import LOADER, TRANSFORMER, apply_roles, create_login
+    from hdp.security import LOADER, QUALITY_READER, TRANSFORMER, apply_roles, create_login
 
     admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
     try:
@@ -337,5 +341,7 @@ def _init_security(lg: Logins) -> None:
             # the pipeline's own service logins: extract + gate, and dbt (never the owner)
             create_login(cur, lg.loader.user, lg.loader.password, LOADER)
             create_login(cur, lg.transformer.user, lg.transformer.password, TRANSFORMER)
+            # the Data quality page reads the audit it shows, as its own login (not the loader)
+            create_login(cur, lg.quality_reader.user, lg.quality_reader.password, QUALITY_READER)
     finally:
         admin.close()

@@ -89,6 +89,76 @@ def platform_env(settings: Settings | None = None) -> dict[str, str]:
     return resolved
 
 
+# Connection secrets that platform_env() carries for one-shot commands (dbt, the benchmarks,
+# `python -m hdp run`), but no Airflow process: every task would inherit every one of them.
+CONNECTION_SECRETS = (
+    "AIRFLOW_CONN_HDP_WAREHOUSE",
+    "AIRFLOW_CONN_HIS_SOURCE",
+    "AIRFLOW_CONN_PHARMACY_SOURCE",
+    "AIRFLOW_CONN_HDP_TRANSFORMER",
+    "HDP_WAREHOUSE_PASSWORD",
+)
+# the connection the transform's dbt tasks and the procurement report log in with
+TRANSFORMER_CONN_ID = "hdp_transformer"
+
+
+def connection_uris(settings: Settings | None = None) -> dict[str, str]:
+    """The Airflow connections of the platform, by id (URLs with passwords: never print)."""
+    lg = logins(settings)
+    return {
+        "hdp_warehouse": lg.loader.url,
+        "his_source": lg.his_reader.url,
+        "pharmacy_source": lg.pharmacy_reader.url,
+        TRANSFORMER_CONN_ID: lg.transformer.url,
+    }
+
+
+def airflow_env(settings: Settings | None = None) -> dict[str, str]:
+    """The environment of Airflow's processes (scheduler, api-server, `airflow dags test`).
+
+    Embedded mode: the platform's, less every connection secret (the caller's own environment
+    included); tasks get the one connection each uses from Airflow's metadata database
+    (register_connections), by id, when they run. Against an existing server the operator's
+    AIRFLOW_CONN_* are what Airflow has, so they stay.
+    """
+    settings = settings or load_settings()
+    env = {**os.environ, **platform_env(settings)}
+    if settings.embedded:
+        for name in CONNECTION_SECRETS:
+            env.pop(name, None)
+    return env
+
+
+REGISTER = """
+import json, sys
+from airflow.models import Connection
+from airflow.utils.session import create_session
+
+with create_session() as session:
+    for conn_id, uri in json.load(sys.stdin).items():
+        session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+        session.add(Connection(conn_id=conn_id, uri=uri))
+"""
+
+
+def register_connections(env: dict[str, str], settings: Settings | None = None) -> None:
+    """Store the platform's connections in Airflow's metadata database (passwords encrypted
+    with the Fernet key), replacing older versions. The URLs go through stdin: never a
+    command line (ps) nor an environment variable."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", REGISTER],
+        input=json.dumps(connection_uris(settings)),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:  # Airflow's error, which names no password
+        raise SystemExit(f"registering Airflow connections failed: {proc.stderr[-2000:]}")
+
+
 def apply(settings: Settings | None = None) -> dict[str, str]:
     """Put the platform environment into this process (for in-process Airflow/dbt calls)."""
     env = platform_env(settings)

@@ -15,9 +15,9 @@ from hdp.config import load_settings
 
 
 def _env() -> dict[str, str]:
-    from hdp.env import platform_env
+    from hdp.env import airflow_env
 
-    return {**os.environ, **platform_env()}
+    return airflow_env()  # no connection password: each task fetches its own (issue 12)
 
 
 def _run(cmd: list[str], *, env: dict[str, str], log_file: Path | None = None) -> int:
@@ -53,6 +53,10 @@ def prepare(env: dict[str, str]) -> None:
     for cmd, log_name in steps:
         if _run(cmd, env=env, log_file=logs / log_name) != 0:
             raise SystemExit(f"`{' '.join(cmd[:3])}` failed: see {logs / log_name}")
+    if settings.embedded:  # compose passes its connections as AIRFLOW_CONN_* (docs/deploy.md)
+        from hdp.env import register_connections
+
+        register_connections(env, settings)
 
 
 def ensure_source_generated() -> list[str]:

@@ -12,6 +12,7 @@ import os
 from airflow.sdk import Asset, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from hdp.config import load_settings
 from hdp.dags import START_DATE, WAREHOUSE_CONN_ID, _default_args
 
 MARTS_ASSET = Asset("hdp://warehouse/marts", group="marts")
@@ -23,8 +24,11 @@ def transformer_login():
     hdp_warehouse connection's)."""
     from hdp.dags import _login
     from hdp.database import Login
+    from hdp.env import TRANSFORMER_CONN_ID
 
     env = os.environ
+    if not env.get("HDP_WAREHOUSE_PASSWORD") and load_settings().embedded:
+        return _login(TRANSFORMER_CONN_ID)  # embedded: the connection, not the environment
     if not env.get("HDP_WAREHOUSE_USER") or not env.get("HDP_WAREHOUSE_PASSWORD"):
         raise AirflowFailException(
             "the procurement report logs in as the transformer: set HDP_WAREHOUSE_USER and "

@@ -1,20 +1,33 @@
 """The data-quality page mounted in the Airflow UI (see plugins/hdp_quality_plugin.py).
 
 Server-rendered HTML with inline styles, so it works on a hospital network with no internet.
-It shows aggregates only: statuses, counts and check names, never a row value.
+It shows aggregates only: statuses, counts and check names, never a row value. Batch ids,
+load errors and run ids are still operational detail: every route needs an Airflow login (the
+auth manager's JWT, as a bearer token or the UI's `_token` cookie, exactly as Airflow's own API
+checks it), there is no unauthenticated OpenAPI schema, and the page reads the warehouse as
+`hdp_quality` (group hdp_quality_reader: the audit tables it shows, nothing else).
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from fastapi import FastAPI
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
+from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 
 from hdp import quality_history
 from hdp.database import connect, logins
 
-app = FastAPI(title="HDP data quality", docs_url=None, redoc_url=None)
+# Airflow mounts plugin apps as they are: without this dependency the page answered anyone.
+app = FastAPI(
+    title="HDP data quality",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    dependencies=[Depends(requires_access_view(AccessView.WEBSITE))],
+)
 
 STATUS_COLOURS = {
     "passed": "#1a7f37",
@@ -212,7 +225,7 @@ audit.quality_result.</p>
 
 @app.get("/", response_class=HTMLResponse)
 def page(run_id: str | None = None, dag_id: str | None = None) -> str:
-    wh = connect(logins().loader)
+    wh = connect(logins().quality_reader)
     try:
         return render(wh, run_id)
     finally:
@@ -221,7 +234,7 @@ def page(run_id: str | None = None, dag_id: str | None = None) -> str:
 
 @app.get("/api/status")
 def status() -> dict:
-    wh = connect(logins().loader)
+    wh = connect(logins().quality_reader)
     try:
         return {
             "tables": [

@@ -32,6 +32,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "warehouse_password": _password,
     "loader_password": _password,
     "transformer_password": _password,
+    "quality_reader_password": _password,
     "his_owner_password": _password,
     "his_reader_password": _password,
     "pharmacy_owner_password": _password,

@@ -9,6 +9,8 @@ Group roles (NOLOGIN; people and services log in with their own login roles, mem
 - `hdp_dept_analyst` reads the marts, facts limited by row-level security to the departments
                      mapped to the login in audit.analyst_department
 - `hdp_admin`        member of the warehouse owner: everything, including hdp_private
+- `hdp_quality_reader` the Data quality page (login hdp_quality): reads the load and check
+                     audit it shows and the cleaning counts mart, nothing else
 
 The warehouse owner (`hdp_owner`) owns the platform's schemas and audit tables and runs set-up;
 the pipeline logs in as `hdp_load` (member of hdp_loader: extract and gate) and `hdp_dbt`
@@ -35,14 +37,15 @@ from hdp.secrets import GENERATORS, secret
 
 log = logging.getLogger(__name__)
 
-LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN = (
+LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER = (
     "hdp_loader",
     "hdp_transformer",
     "hdp_analyst",
     "hdp_dept_analyst",
     "hdp_admin",
+    "hdp_quality_reader",
 )
-GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN)
+GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER)
 MODEL_SCHEMAS = ("staging", "intermediate", "marts", "reference")
 # Roles whose every statement PostgreSQL logs: whoever may reach raw_* or hdp_private, and the
 # analysts (who read what). Role settings are not inherited, so this is set per login.
@@ -118,9 +121,10 @@ def apply_roles(cur, owner: str, database: str) -> None:
         run(q("grant usage, create on schema {} to {}").format(s, _ident(TRANSFORMER)))
         run(q("grant select on all tables in schema {} to {}").format(s, _ident(TRANSFORMER)))
         defaults(schema, "select on tables", [TRANSFORMER])
-    # the Data quality page (logged in as the loader) reads the cleaning counts: schema usage
-    # here, select on that one mart in its dbt post-hook; no other mart is readable
-    run(q("grant usage on schema marts to {}").format(_ident(LOADER)))
+    # the Data quality page (its own login) reads the cleaning counts: schema usage here,
+    # select on that one mart in its dbt post-hook; no other mart is readable
+    run(q("revoke usage on schema marts from {}").format(_ident(LOADER)))
+    run(q("grant usage on schema marts to {}").format(_ident(QUALITY_READER)))
     for schema in ("marts", "reference"):
         s = sql.Identifier(schema)
         run(q("grant usage on schema {} to {}").format(s, _ident(ANALYST, DEPT_ANALYST)))
@@ -132,6 +136,8 @@ def apply_roles(cur, owner: str, database: str) -> None:
         defaults(schema, "select on tables", [ANALYST, DEPT_ANALYST])
 
     _hand_over(cur, owner)
+    # every owner session (set-up, reports, jobs) refuses to run a policy a service role planted
+    _refuse_policies(cur, owner)
 
     # hdp_private: the transformer may compute pseudonyms, never read the key or identities.
     run(q("revoke all on schema hdp_private from public"))
@@ -176,6 +182,14 @@ def _grant_audit(cur) -> None:
     )
     run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
     run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
+    # the Data quality page shows loads, check results, quarantine counts and freshness only
+    run(q("grant usage on schema audit to {}").format(_ident(QUALITY_READER)))
+    run(
+        q(
+            "grant select on audit.load_batch, audit.quality_result, audit.row_issue, "
+            "audit.freshness_check to {}"
+        ).format(_ident(QUALITY_READER))
+    )
     run(
         q("grant execute on function audit.analyst_patient_keys() to {}").format(
             _ident(DEPT_ANALYST)
@@ -206,6 +220,14 @@ def _hand_over(cur, owner: str) -> None:
                 sql.Identifier(schema), sql.Identifier(name), sql.Identifier(keepers[schema])
             )
         )
+
+
+def _refuse_policies(cur, role: str) -> None:
+    """Sessions of this role run with row_security = off: a table with a policy that would
+    apply to it raises an error instead of running the policy's code with its rights. Policies
+    do not apply to the owner of a table (nor to the owner and administrators as members of
+    the loader and transformer) unless its owner forces them, which only an attack does."""
+    cur.execute(sql.SQL("alter role {} set row_security = off").format(sql.Identifier(role)))
 
 
 def _set_statement_logging(cur, role: str) -> None:
@@ -243,6 +265,8 @@ def create_login(
         cur.execute(sql.SQL("alter role {} set role = %s").format(role), (group,))
     if group in LOGGED_GROUPS:
         _set_statement_logging(cur, name)
+    if group == ADMIN:  # a member of the owner: code the services plant must not run as them
+        _refuse_policies(cur, name)
     cur.execute("delete from audit.analyst_department where role_name = %s", (name,))
     for dept in departments:
         cur.execute(
@@ -272,15 +296,38 @@ def identity_key(settings: Settings | None = None) -> str:
     return os.environ.get("HDP_IDENTITY_KEY") or secret(settings.secrets_dir, "identity_key")
 
 
+# the transformer's model that maps HIS registrations to pseudonyms (dbt int_his__patient_key_map)
+KEY_MAP = "intermediate.int_his__patient_key_map"
+
+
+def guard_owner_session(cur, service_tables: Iterable[str]) -> None:
+    """Make this (owner's) transaction safe to read tables a service role owns.
+
+    The loader owns raw_*, the transformer the models: each may hook code to its tables, and
+    that code would run with the rights of whoever reads them, here the owner, who can read
+    the pseudonym key and the identity key of this session. So: no policy runs (row_security
+    off: a planted one raises "query would be affected by row-level security policy"), only
+    the owner's own functions are found by name (search_path), and each service table must be
+    a plain table of built-in types, locked for the transaction (audit.require_plain_table).
+    """
+    cur.execute("set local row_security = off")
+    cur.execute("set local search_path = pg_catalog, public")
+    for name in service_tables:
+        cur.execute("select audit.require_plain_table(%s)", (name,))
+
+
 def refresh_patient_identity(conn, key: str, source: str = "his") -> int:
     """Rebuild hdp_private.patient_identity from the landing table, encrypted; returns rows.
 
     The latest landed version of each registration, its pseudonym from the transform's key map
     (null until dbt has run), and every direct identifier pgp_sym_encrypt'ed (AES-256). The key
     is random (not a pass phrase), so the iterated S2K stretching (slow, per value) is skipped.
+    Landing table and key map belong to service roles: read under guard_owner_session, so no
+    code of theirs runs with the owner's rights (it refuses loudly instead).
     """
     raw = sql.Identifier(f"raw_{source}")
     with conn.cursor() as cur:
+        guard_owner_session(cur, [f"raw_{source}.patients", KEY_MAP])
         send_secret(cur, key)
         cur.execute("delete from hdp_private.patient_identity where source = %s", (source,))
         cur.execute(

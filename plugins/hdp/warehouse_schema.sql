@@ -52,6 +52,7 @@ create table if not exists hdp_private.pseudonym_key (
 create or replace function hdp_private.pseudonym(value text) returns text
 language sql stable security definer
 set search_path = pg_catalog, public
+set row_security = off
 as $$
     select case when value is null then null
         else encode(hmac(convert_to(value, 'UTF8'), k.key_bytes, 'sha256'), 'hex') end
@@ -137,14 +138,56 @@ create policy own_rows on audit.analyst_department for select using (role_name =
 -- Functions are executable by PUBLIC by default; the pseudonym function is granted explicitly.
 revoke all on all functions in schema hdp_private from public;
 
+-- Privileged code (the owner's jobs, SECURITY DEFINER functions) reads tables that a service
+-- role owns: the loader's raw_* and the transformer's models. Their owner can hook code to them
+-- that would run with the reader's rights: a policy (owner code runs with row_security = off,
+-- so a planted policy raises instead of running), a view in its place, or a column of a type of
+-- its own whose casts or operators it wrote. This lock-and-check refuses the last two: the
+-- relation must be a plain table of built-in column types, and the ACCESS SHARE lock held to
+-- the end of the transaction keeps it so (ALTER, DROP and RENAME wait for it). The name is
+-- never a value of a row.
+create or replace function audit.require_plain_table(relation text) returns void
+language plpgsql volatile
+set search_path = pg_catalog
+as $$
+declare
+    rel regclass := to_regclass(relation);
+begin
+    if rel is null then
+        raise exception 'relation % does not exist', relation using errcode = '42P01';
+    end if;
+    execute format('lock table %s in access share mode', rel);
+    if (select c.relkind from pg_class as c where c.oid = rel) not in ('r', 'p') then
+        raise exception 'privileged code refuses %: not a table (a view or another relation '
+            'could run its owner''s code with higher rights)', relation
+            using errcode = '42809';
+    end if;
+    if exists (
+        select 1 from pg_attribute as a
+        inner join pg_type as t on a.atttypid = t.oid
+        where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+            and t.typnamespace <> 'pg_catalog'::regnamespace
+    ) then
+        raise exception 'privileged code refuses %: not a table of built-in column types '
+            '(a type of its own could run its owner''s code with higher rights)', relation
+            using errcode = '42809';
+    end if;
+end
+$$;
+revoke all on function audit.require_plain_table(text) from public;
+
 -- The patients a department analyst may see in dim_patient: those with an encounter in one of
 -- their departments. SECURITY DEFINER so it can read the facts unfiltered and the whole mapping,
--- keyed on the login (session_user); plpgsql so marts.fct_encounter need not exist yet.
+-- keyed on the login (session_user); plpgsql so marts.fct_encounter need not exist yet. The
+-- facts belong to the transformer: row_security = off and the plain-table check keep code it
+-- could attach to them from running with the owner's rights.
 create or replace function audit.analyst_patient_keys() returns setof text
 language plpgsql stable security definer
 set search_path = pg_catalog
+set row_security = off
 as $$
 begin
+    perform audit.require_plain_table('marts.fct_encounter');
     return query
         select distinct e.patient_key
         from marts.fct_encounter as e
@@ -159,6 +202,7 @@ revoke all on function audit.analyst_patient_keys() from public;
 create or replace function audit.analyze_load_batch() returns void
 language plpgsql security definer
 set search_path = pg_catalog
+set row_security = off
 as $$
 begin
     analyze audit.load_batch;

@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     on_schema_change='append_new_columns',
-    post_hook=["grant select on {{ this }} to hdp_loader", "{{ record_transform() }}"],
+    post_hook=["grant select on {{ this }} to hdp_quality_reader", "{{ record_transform() }}"],
 ) }}
 
 -- How many values each cleaning rule (seed cleaning_rules) changed in the published data, one
