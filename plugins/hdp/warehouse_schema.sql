@@ -180,6 +180,11 @@ alter table audit.load_batch add constraint load_batch_status_check check (
 alter table audit.load_batch add column if not exists rows_quarantined bigint;
 alter table audit.load_batch add column if not exists published_at timestamptz;
 
+-- Rows an extract read again in its look-back window (or that an overlapping run published
+-- first) whose version (primary key, watermark) a published batch already holds: not stored
+-- again. rows_written = rows_read - rows_skipped; the gate reconciles with that.
+alter table audit.load_batch add column if not exists rows_skipped bigint;
+
 -- Each check result names its catalogue entry (expectations/<source>.yml).
 alter table audit.quality_result add column if not exists check_id text;
 alter table audit.quality_result add column if not exists category text;
