@@ -59,6 +59,35 @@ def _extract_and_publish(lg, run_id: str, tables=("doctors",)) -> None:
         wh.close()
 
 
+# --- finding 1: a published batch is immutable ---------------------------------------------------
+
+
+def test_a_published_batch_cannot_be_reopened_by_any_code(source):
+    """Whatever code reruns a published run, the warehouse refuses to move its batch back."""
+    import psycopg2
+
+    lg = source
+    _extract_and_publish(lg, "run-1", tables=("departments",))
+    wh = connect(lg.loader)
+    batch = _scalar(wh, "select batch_id from audit.load_batch where run_id = 'run-1'")
+    for change in ("status = 'loading'", "high_watermark = null", "rows_written = 0"):
+        with (
+            pytest.raises(psycopg2.Error, match="a published batch is immutable"),
+            wh.cursor() as cur,
+        ):
+            cur.execute(f"update audit.load_batch set {change} where batch_id = %s", (batch,))
+        wh.rollback()
+    # and the extract of that run says so instead of reloading
+    src = connect(lg.his_reader)
+    again = extract_table(src, wh, MANIFEST, "departments", "run-1")
+    src.close()
+    assert again.already_published and again.batch_id == batch
+    assert _scalar(wh, "select status from audit.load_batch where batch_id = %s", (batch,)) == (
+        "published"
+    )
+    wh.close()
+
+
 # --- finding 2: a row committed late at the source ---------------------------------------------
 
 
@@ -353,11 +382,11 @@ def test_rerunning_a_published_run_changes_nothing_and_says_so(airflow_env, pg_a
         step = _airflow(airflow_env, "tasks", "test", "hdp_ingest_his", task, run_1, *extra)
         output += step.stdout + step.stderr
         assert step.returncode == 0, (task, (step.stdout + step.stderr)[-4000:])
-    assert "is already published" in output and "nothing to publish again" in output
     after = _raw_state(lg)
     for table in TABLES:
         assert after[table] == before[table], f"raw_his.{table} changed by the rerun"
     assert after["load_batch"] == before["load_batch"]
+    assert "is already published" in output and "nothing to publish again" in output
 
 
 @pytest.mark.timeout(1200)
@@ -380,7 +409,6 @@ def test_the_documented_recovery_after_a_blocked_gate_publishes_the_whole_run(
     output = bad.stdout + bad.stderr
     assert bad.returncode != 0
     run_2 = _run_ids(lg)[1]
-    assert f"airflow tasks test hdp_ingest_his extract {run_2} --map-index 5" in output
     wh = connect(lg.warehouse)
     statuses = dict(
         _rows(wh, "select table_name, status from audit.load_batch where run_id = %s", (run_2,))
@@ -415,3 +443,7 @@ def test_the_documented_recovery_after_a_blocked_gate_publishes_the_whole_run(
     )
     wh.close()
     assert fixed == 0
+    # what the operator just did is what the blocked publish told them to do
+    assert f"airflow tasks test hdp_ingest_his extract {run_2} --map-index 5" in output
+    assert f"airflow tasks test hdp_ingest_his gate {run_2} --map-index 5" in output
+    assert f"airflow tasks test hdp_ingest_his publish {run_2}" in output

@@ -287,22 +287,26 @@ def drop_published_duplicates(cur, manifest: SourceManifest, spec: TableSpec, ba
     return cur.rowcount
 
 
-def _open_batch(wh, manifest: SourceManifest, spec: TableSpec, run_id: str) -> tuple[int, bool]:
-    """Register (or find again) the batch of this run; returns (batch_id, is_retry)."""
+def _open_batch(
+    wh, manifest: SourceManifest, spec: TableSpec, run_id: str
+) -> tuple[int, bool] | None:
+    """Register (or find again) the batch of this run; returns (batch_id, is_retry), or None
+    when the run's batch was published meanwhile (it is never reopened)."""
     with wh.cursor() as cur:
         cur.execute(
             """
-            insert into audit.load_batch (source, table_name, run_id, status)
+            insert into audit.load_batch as b (source, table_name, run_id, status)
             values (%s, %s, %s, 'loading')
             on conflict (source, table_name, run_id)
             do update set status = 'loading', started_at = now(), error = null
+            where b.status <> 'published'
             returning batch_id, (xmax <> 0) as is_retry
             """,
             (manifest.source, spec.name, run_id),
         )
-        batch_id, is_retry = cur.fetchone()
+        row = cur.fetchone()
     wh.commit()
-    return batch_id, is_retry
+    return None if row is None else (row[0], row[1])
 
 
 def _interval(wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_retry: bool, src):
@@ -418,7 +422,10 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
 def _load(src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: str) -> LoadResult:
     """The batch's COPY and its audit record, under the table's lock."""
     started = time.monotonic()
-    batch_id, is_retry = _open_batch(wh, manifest, spec, run_id)
+    opened = _open_batch(wh, manifest, spec, run_id)
+    if opened is None:  # published between the check and now (publish takes no table lock)
+        return _published_rerun(wh, manifest, spec, run_id)
+    batch_id, is_retry = opened
     extracted_at = datetime.now(UTC)
     try:
         # One snapshot for the interval's max(watermark) and the copy, so no row committed in
