@@ -214,3 +214,30 @@ def test_schema_drift_is_refused_with_a_clear_error(loaded):
     owner.close()
     with pytest.raises(ExtractError, match=r"schema drift in raw_his\.departments.*floor_no"):
         extract_table(src, wh, MANIFEST, "departments", "run-2")
+
+
+def test_a_column_order_change_is_named_as_such(loaded):
+    """The same columns in another order would COPY values into the wrong columns: the load
+    stops, and the message says the order changed (not "nothing new, nothing extra")."""
+    platform, src, wh = loaded
+    extract_table(src, wh, MANIFEST, "departments", "run-1")
+    owner = connect(platform.his_owner)
+    with owner.cursor() as cur:
+        cur.execute(
+            "create table his.departments_reordered as "
+            "select updated_at, dept_name, dept_code, parent_code, dept_type, is_active, "
+            "created_at from his.departments"
+        )
+        cur.execute(
+            "select count(*) from information_schema.columns where table_schema = 'his' "
+            "and table_name = 'departments'"
+        )
+        assert cur.fetchone()[0] == 7  # the reordering above names every column
+        cur.execute("drop table his.departments cascade")
+        cur.execute("alter table his.departments_reordered rename to departments")
+    owner.commit()
+    owner.close()
+    with pytest.raises(ExtractError, match=r"column order changed in his\.departments") as info:
+        extract_table(src, wh, MANIFEST, "departments", "run-2")
+    assert "nothing new" not in str(info.value)
+    assert "updated_at, dept_name, dept_code" in str(info.value)

@@ -66,17 +66,51 @@ def _login(conn_id: str):
 
 
 def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
+    """The extract task. An error that would repeat unchanged (schema drift, a missing table, a
+    type mismatch) fails the task without retries; a lost connection keeps them."""
     from hdp.database import connect
-    from hdp.extract import extract_table
+    from hdp.extract import extract_table, is_deterministic
 
     src = connect(_login(manifest.conn_id))
     wh = connect(_login(WAREHOUSE_CONN_ID))
     try:
         result = extract_table(src, wh, manifest, table, run_id)
+    except Exception as exc:
+        if is_deterministic(exc):
+            raise AirflowFailException(_refusal(manifest, table, exc)) from None
+        raise
     finally:
         src.close()
         wh.close()
-    return {"table": table, "batch_id": result.batch_id, "rows": result.rows_written}
+    if result.already_published:
+        print(
+            f"{manifest.source}.{table} batch {result.batch_id} of run {run_id} is already "
+            "published: a published batch is immutable, nothing is extracted again "
+            "(trigger a new run to load what changed)"
+        )
+    return {
+        "table": table,
+        "batch_id": result.batch_id,
+        "rows": result.rows_written,
+        "already_published": result.already_published,
+    }
+
+
+def _refusal(manifest: SourceManifest, table: str, exc: BaseException) -> str:
+    """The message of a deterministic extract failure: the platform's own refusals say what
+    changed (names and types only); a database error is named by class and SQLSTATE, since
+    its text can quote a row's value (patient data)."""
+    from hdp.extract import ExtractRefused
+
+    if isinstance(exc, ExtractRefused):
+        detail = str(exc)
+    else:
+        cause = exc.__cause__ or exc
+        detail = (
+            f"{type(cause).__name__} (SQLSTATE {getattr(cause, 'pgcode', None) or '-'}) while "
+            f"loading {manifest.source}.{table}"
+        )
+    return f"{detail} [not retried: the same rows and schema would fail again]"
 
 
 def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
@@ -88,6 +122,12 @@ def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
     login = _login(WAREHOUSE_CONN_ID)
     wh = connect(login)
     try:
+        if _is_published(wh, loaded["batch_id"]):
+            print(
+                f"{manifest.source}.{loaded['table']} batch {loaded['batch_id']} is already "
+                "published: a published batch is immutable, nothing to validate again"
+            )
+            return {**loaded, "checks": 0, "quarantined": 0}
         result = validate_batch(
             wh,
             warehouse_url=login.url,
@@ -104,6 +144,16 @@ def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
     finally:
         wh.close()
     return {**loaded, "checks": len(result.checks), "quarantined": result.rows_quarantined}
+
+
+def _is_published(wh, batch_id: int) -> bool:
+    with wh.cursor() as cur:
+        cur.execute(
+            "select status = 'published' from audit.load_batch where batch_id = %s", (batch_id,)
+        )
+        row = cur.fetchone()
+    wh.rollback()
+    return bool(row and row[0])
 
 
 def run_freshness(manifest: SourceManifest, run_id: str) -> None:
@@ -137,6 +187,11 @@ def run_publish(manifest: SourceManifest, run_id: str) -> dict:
     finally:
         wh.close()
         print(f"quality report: {build_reports(settings.quality_dir)}")
+    if not rows:
+        print(
+            f"{manifest.source} run {run_id} is already published: nothing to publish again "
+            "(a published batch is immutable)"
+        )
     print(f"raw_{manifest.source} published rows per table: {rows}")
     return rows
 
@@ -158,9 +213,13 @@ def build_ingest_dag(source: str):
 {manifest.description}.
 
 1. **extract** (one mapped task per table): rows changed since the last *published* batch
-   (watermark column per table) are streamed by binary COPY into `raw_{source}.<table>`,
-   with `_batch_id`, `_extracted_at`, `_source` on every row; `audit.load_batch` records
-   rows read/written, duration and status. A retry replaces the batch: no duplicates.
+   (watermark column per table, less a {manifest.lookback_minutes:g}-minute look-back window;
+   versions already published are not stored again) are streamed by binary COPY into
+   `raw_{source}.<table>`, with `_batch_id`, `_extracted_at`, `_source` on every row;
+   `audit.load_batch` records rows read/written/skipped, duration and status. A retry
+   replaces the batch: no duplicates. A published batch is immutable: rerunning its run
+   extracts nothing. A per-table lock keeps two extracts of one table apart; schema drift
+   fails the task without retrying.
 2. **gate** (one per table): the checks catalogue `expectations/{source}.yml`. Row-level
    checks quarantine bad rows (`audit.row_issue`: key, check, fault; never the value);
    batch-level checks (Great Expectations, volume) block or warn. A blocking failure rejects
@@ -168,7 +227,9 @@ def build_ingest_dag(source: str):
 3. **freshness**: alerts when `{source}` has delivered nothing for {manifest.freshness_hours:g} h.
 4. **publish** (write-audit-publish): promotes every batch of the run in one transaction, or
    none when a gate failed (siblings are *withheld*), then emits the asset
-   `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`.
+   `hdp://warehouse/raw_{source}`, which triggers `hdp_transform`. Recovery after a failed
+   gate: fix the cause, rerun that table's extract and gate, then publish (its log lists the
+   commands); the withheld tables need no rerun.
 
 Review: **Data quality** in the menu (`/hdp-quality/`), and GX Data Docs under
 `$HDP_HOME/quality/gx/uncommitted/data_docs/local_site/`.

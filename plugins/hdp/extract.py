@@ -2,9 +2,13 @@
 
 A batch is identified by (source, table, run_id). Its watermark interval is fixed the first time
 the run extracts the table and reused on every retry, so rerunning an interval replaces the
-batch's rows in one transaction: no duplicate, no lost row. The next run starts from the highest
-watermark of the last batch that passed its quality gate, so a rejected or half-finished batch
-is extracted again rather than skipped.
+batch's rows in one transaction: no duplicate, no lost row. A published batch is immutable: a
+rerun of its run extracts nothing and says so. The next run starts from the highest watermark
+of the published batches less a look-back window (`lookback_minutes` of the manifest), so a row
+a source transaction committed after a later-stamped one was extracted still arrives; rows
+re-read in the window whose version (primary key, watermark) a published batch already holds
+are not stored again. A rejected or half-finished batch is extracted again rather than skipped.
+One table is extracted by one run at a time: a per-table lock in the warehouse.
 
 Rows travel source → warehouse as a binary COPY through an OS pipe (two threads), never through
 Python objects: memory stays flat whatever the table size.
@@ -12,13 +16,16 @@ Python objects: memory stays flat whatever the table size.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
@@ -33,8 +40,36 @@ METADATA_COLUMNS = (
 )
 
 
+LOCK_TIMEOUT_ENV = "HDP_EXTRACT_LOCK_TIMEOUT_S"  # how long an extract waits for its table
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+LOOKBACK_ENV = "HDP_EXTRACT_LOOKBACK_MINUTES"  # overrides every manifest's lookback_minutes
+
+
 class ExtractError(RuntimeError):
-    pass
+    """An extract failed; running it again may succeed (a lost connection, a busy table)."""
+
+
+class ExtractRefused(ExtractError):
+    """An extract that would fail the same way on every attempt (schema drift, a missing
+    table): retrying only delays the alert, so the DAG fails the task at once."""
+
+
+# psycopg2 errors about the statement or the data, not the connection: the same rows and the
+# same schema raise them again (a type mismatch, an undefined column, a permission denied)
+_DETERMINISTIC = (
+    psycopg2.DataError,
+    psycopg2.ProgrammingError,
+    psycopg2.IntegrityError,
+    psycopg2.NotSupportedError,
+)
+
+
+def is_deterministic(exc: BaseException) -> bool:
+    """Whether an extract's failure would repeat unchanged on a retry."""
+    if isinstance(exc, ExtractRefused):
+        return True
+    cause = exc.__cause__ if isinstance(exc, ExtractError) else exc
+    return isinstance(cause, _DETERMINISTIC)
 
 
 @dataclass(frozen=True)
@@ -47,6 +82,8 @@ class LoadResult:
     low_watermark: datetime | None
     high_watermark: datetime | None
     duration_s: float
+    rows_skipped: int = 0  # re-read in the look-back window, already published: not stored
+    already_published: bool = False  # a rerun of a published run: nothing was extracted
 
 
 def source_columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
@@ -65,12 +102,15 @@ def source_columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
         )
         cols = cur.fetchall()
     if not cols:
-        raise ExtractError(f"source table {schema}.{table} not found or not readable")
+        raise ExtractRefused(f"source table {schema}.{table} not found or not readable")
     return [(name, typ) for name, typ in cols]
 
 
-def ensure_raw_table(wh, raw_schema: str, table: str, columns: list[tuple[str, str]]) -> None:
-    """Create raw_<source>.<table> like the source plus load metadata; refuse silent drift."""
+def ensure_raw_table(
+    wh, raw_schema: str, table: str, columns: list[tuple[str, str]], source_name: str = ""
+) -> None:
+    """Create raw_<source>.<table> like the source plus load metadata; refuse silent drift.
+    `source_name` (schema.table at the source) names the source table in the refusal."""
     with wh.cursor() as cur:
         # set-up creates raw_<source> (security.apply_roles); the loader may lack CREATE on the
         # database, which even `create schema if not exists` demands, so look first
@@ -95,14 +135,33 @@ def ensure_raw_table(wh, raw_schema: str, table: str, columns: list[tuple[str, s
                     sql.Identifier(raw_schema), sql.Identifier(table)
                 )
             )
+        elif sorted(existing) == sorted(wanted) and existing != wanted:
+            raise ExtractRefused(
+                _order_changed(source_name or table, f"{raw_schema}.{table}", columns, existing)
+            )
         elif existing != wanted:
             missing = [c for c in wanted if c not in existing]
             extra = [c for c in existing if c not in wanted]
-            raise ExtractError(
+            raise ExtractRefused(
                 f"schema drift in {raw_schema}.{table}: source now has {missing or 'nothing new'}, "
                 f"raw has {extra or 'nothing extra'}. Review the change, then migrate the raw "
                 "table (alter table ... add column) before the next load."
             )
+
+
+def _order_changed(
+    source_name: str, raw_name: str, columns: list[tuple[str, str]], existing
+) -> str:
+    """The refusal when the source holds the same columns in another order: a binary COPY
+    matches columns by position, so a load would put values into the wrong columns."""
+    source_order = ", ".join(n for n, _ in columns)
+    raw_order = ", ".join(n for n, _ in existing if n not in dict(METADATA_COLUMNS))
+    return (
+        f"column order changed in {source_name}: the source's columns are now "
+        f"({source_order}), {raw_name} has ({raw_order}). Nothing is loaded: a binary COPY "
+        "matches columns by position. Restore the source's order, or recreate the raw table "
+        "in the new order (a migration), before the next load."
+    )
 
 
 def _exists(cur, schema: str, table: str) -> bool:
@@ -110,22 +169,144 @@ def _exists(cur, schema: str, table: str) -> bool:
     return cur.fetchone()[0] is not None
 
 
-def _open_batch(wh, manifest: SourceManifest, spec: TableSpec, run_id: str) -> tuple[int, bool]:
-    """Register (or find again) the batch of this run; returns (batch_id, is_retry)."""
+def _lock_key(manifest: SourceManifest, spec: TableSpec) -> str:
+    return f"{manifest.source}.{spec.name}"
+
+
+@contextlib.contextmanager
+def table_lock(wh, manifest: SourceManifest, spec: TableSpec) -> Iterator[None]:
+    """Hold the table's lock in the warehouse (a session advisory lock) for the whole extract:
+    two extracts of one table (two runs, or `airflow tasks test` beside the scheduler) never
+    overlap, whatever Airflow's max_active_runs. The second waits, at most
+    HDP_EXTRACT_LOCK_TIMEOUT_S seconds, then fails naming the table (Airflow retries it). The
+    lock dies with the session, so a killed worker never leaves the table locked."""
+    key = _lock_key(manifest, spec)
+    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S))
+    deadline = time.monotonic() + timeout
+    waiting = False
+    while not _try_lock(
+        wh, "select pg_try_advisory_lock(hashtext('hdp.extract'), hashtext(%s))", key
+    ):
+        if time.monotonic() >= deadline:
+            raise ExtractError(
+                f"{key}: another extract of this table is running (it holds the table's lock in "
+                f"the warehouse); waited {timeout:g} s. Two extracts of one table never overlap: "
+                "this one fails and is retried later."
+            )
+        if not waiting:
+            log.info("waiting for another extract of %s to finish (at most %g s)", key, timeout)
+            waiting = True
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg2.Error):  # a broken session has released it already
+            wh.rollback()
+            _try_lock(wh, "select pg_advisory_unlock(hashtext('hdp.extract'), hashtext(%s))", key)
+
+
+def _try_lock(wh, query: str, key: str) -> bool:
+    with wh.cursor() as cur:
+        cur.execute(query, (key,))
+        done = bool(cur.fetchone()[0])
+    wh.commit()  # a session lock outlives the transaction
+    return done
+
+
+def _published_rerun(wh, manifest: SourceManifest, spec: TableSpec, run_id: str):
+    """The batch of this run if it is already published (then immutable), else None."""
+    with wh.cursor() as cur:
+        cur.execute(
+            "select batch_id, rows_read, rows_written, low_watermark, high_watermark, "
+            "coalesce(rows_skipped, 0) from audit.load_batch "
+            "where source = %s and table_name = %s and run_id = %s and status = 'published'",
+            (manifest.source, spec.name, run_id),
+        )
+        row = cur.fetchone()
+    wh.rollback()
+    if row is None:
+        return None
+    batch_id, rows_read, rows_written, low, high, skipped = row
+    log.info(
+        "%s batch %s of run %s is already published: a published batch is immutable, so "
+        "nothing is extracted again. Rows changed since arrive with the next run.",
+        _lock_key(manifest, spec),
+        batch_id,
+        run_id,
+    )
+    return LoadResult(
+        batch_id,
+        manifest.source,
+        spec.name,
+        int(rows_read or 0),
+        int(rows_written or 0),
+        low,
+        high,
+        0.0,
+        rows_skipped=int(skipped),
+        already_published=True,
+    )
+
+
+def lookback(manifest: SourceManifest) -> timedelta:
+    """How far behind the last published watermark each run reads again (env overrides)."""
+    return timedelta(minutes=float(os.environ.get(LOOKBACK_ENV, manifest.lookback_minutes)))
+
+
+def drop_published_duplicates(cur, manifest: SourceManifest, spec: TableSpec, batch_id: int) -> int:
+    """Delete the batch's rows whose version (primary key, watermark value) a published batch
+    of the table already holds: rows re-read in the look-back window, or loaded as well by a
+    run that overlapped this one. Only published batches whose interval reaches this batch's
+    are compared (the BRIN index on _batch_id finds their rows). Returns the rows deleted."""
+    cur.execute(
+        """
+        select coalesce(array_agg(p.batch_id), '{}')
+        from audit.load_batch as b
+        inner join audit.load_batch as p
+            on p.source = b.source and p.table_name = b.table_name
+        where b.batch_id = %s and p.batch_id <> b.batch_id and p.status = 'published'
+          and (b.low_watermark is null or p.high_watermark > b.low_watermark)
+        """,
+        (batch_id,),
+    )
+    published = cur.fetchone()[0]
+    if not published:
+        return 0
+    raw = sql.Identifier(manifest.raw_schema), sql.Identifier(spec.name)
+    same = sql.SQL(" and ").join(
+        sql.SQL("o.{c} = n.{c}").format(c=sql.Identifier(c))
+        for c in (*spec.primary_key, spec.watermark)
+    )
+    cur.execute(
+        sql.SQL(
+            "delete from {s}.{t} as n using {s}.{t} as o "
+            "where n._batch_id = %s and o._batch_id = any(%s) and {same}"
+        ).format(s=raw[0], t=raw[1], same=same),
+        (batch_id, published),
+    )
+    return cur.rowcount
+
+
+def _open_batch(
+    wh, manifest: SourceManifest, spec: TableSpec, run_id: str
+) -> tuple[int, bool] | None:
+    """Register (or find again) the batch of this run; returns (batch_id, is_retry), or None
+    when the run's batch was published meanwhile (it is never reopened)."""
     with wh.cursor() as cur:
         cur.execute(
             """
-            insert into audit.load_batch (source, table_name, run_id, status)
+            insert into audit.load_batch as b (source, table_name, run_id, status)
             values (%s, %s, %s, 'loading')
             on conflict (source, table_name, run_id)
             do update set status = 'loading', started_at = now(), error = null
+            where b.status <> 'published'
             returning batch_id, (xmax <> 0) as is_retry
             """,
             (manifest.source, spec.name, run_id),
         )
-        batch_id, is_retry = cur.fetchone()
+        row = cur.fetchone()
     wh.commit()
-    return batch_id, is_retry
+    return None if row is None else (row[0], row[1])
 
 
 def _interval(wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_retry: bool, src):
@@ -146,6 +327,10 @@ def _interval(wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_r
             (manifest.source, spec.name),
         )
         low = cur.fetchone()[0]
+    if low is not None:
+        # re-read a window behind the watermark: a row whose source transaction committed
+        # after a later-stamped row was extracted is stamped below the published watermark
+        low -= lookback(manifest)
     with src.cursor() as cur:
         cur.execute(
             sql.SQL("select max({}) from {}.{}").format(
@@ -217,15 +402,30 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
     """Load the rows of `table` changed since the last published batch into raw_<source>.<table>.
 
     `src` and `wh` are psycopg2 connections to the source and the warehouse. Idempotent per
-    run_id: a retry replaces the batch's rows inside one warehouse transaction.
+    run_id: a retry replaces the batch's rows inside one warehouse transaction; the run of a
+    published batch extracts nothing again. Holds the table's lock throughout (table_lock).
     """
     spec = manifest.table(table)
-    started = time.monotonic()
     columns = source_columns(src, manifest.schema, spec.name)
     src.rollback()
-    ensure_raw_table(wh, manifest.raw_schema, spec.name, columns)
-    wh.commit()
-    batch_id, is_retry = _open_batch(wh, manifest, spec, run_id)
+    with table_lock(wh, manifest, spec):
+        done = _published_rerun(wh, manifest, spec, run_id)
+        if done is not None:
+            return done
+        ensure_raw_table(
+            wh, manifest.raw_schema, spec.name, columns, f"{manifest.schema}.{spec.name}"
+        )
+        wh.commit()
+        return _load(src, wh, manifest, spec, columns, run_id)
+
+
+def _load(src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: str) -> LoadResult:
+    """The batch's COPY and its audit record, under the table's lock."""
+    started = time.monotonic()
+    opened = _open_batch(wh, manifest, spec, run_id)
+    if opened is None:  # published between the check and now (publish takes no table lock)
+        return _published_rerun(wh, manifest, spec, run_id)
+    batch_id, is_retry = opened
     extracted_at = datetime.now(UTC)
     try:
         # One snapshot for the interval's max(watermark) and the copy, so no row committed in
@@ -253,22 +453,25 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
                 (batch_id,),
             )
         copy_in = sql.SQL("copy {}.{} from stdin (format binary)").format(*raw)
-        rows_read, rows_written = _copy_stream(src, wh, copy_out, copy_in.as_string(wh))
+        rows_read, copied = _copy_stream(src, wh, copy_out, copy_in.as_string(wh))
         src.rollback()
-        if rows_written != rows_read:
+        if copied != rows_read:
             raise ExtractError(
-                f"{manifest.source}.{spec.name}: read {rows_read} rows but wrote {rows_written}"
+                f"{manifest.source}.{spec.name}: read {rows_read} rows but wrote {copied}"
             )
+        with wh.cursor() as cur:
+            skipped = drop_published_duplicates(cur, manifest, spec, batch_id)
+        rows_written = copied - skipped
         duration = time.monotonic() - started
         with wh.cursor() as cur:
             cur.execute(
                 """
                 update audit.load_batch
                 set status = 'loaded', low_watermark = %s, high_watermark = %s, rows_read = %s,
-                    rows_written = %s, finished_at = now(), duration_s = %s
+                    rows_written = %s, rows_skipped = %s, finished_at = now(), duration_s = %s
                 where batch_id = %s
                 """,
-                (low, high, rows_read, rows_written, duration, batch_id),
+                (low, high, rows_read, rows_written, skipped, duration, batch_id),
             )
         wh.commit()
         # fresh statistics: without them the planner guesses 1 row and dbt's joins go quadratic
@@ -290,12 +493,14 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
         wh.commit()
         raise
     log.info(
-        "extracted %s.%s batch %s: %s rows in %.2fs",
+        "extracted %s.%s batch %s: %s rows in %.2fs (%s re-read in the look-back window and "
+        "already published: not stored again)",
         manifest.source,
         spec.name,
         batch_id,
         rows_written,
         duration,
+        skipped,
     )
     return LoadResult(
         batch_id,
@@ -306,4 +511,5 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
         low,
         high,
         duration,
+        rows_skipped=skipped,
     )

@@ -36,11 +36,13 @@ class Freshness:
 def check_freshness(wh, *, source: str, run_id: str, max_age_hours: float) -> Freshness:
     """Measure and record the age of the source's last delivery (one row per run)."""
     with wh.cursor() as cur:
+        # rows re-read in the look-back window and already published are no delivery
         cur.execute(
             """
             select max(finished_at), extract(epoch from now() - max(finished_at)) / 3600
             from audit.load_batch
-            where source = %s and rows_read > 0 and finished_at is not null
+            where source = %s and rows_read - coalesce(rows_skipped, 0) > 0
+              and finished_at is not null
             """,
             (source,),
         )

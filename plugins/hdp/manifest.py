@@ -39,6 +39,9 @@ class SourceManifest:
     kind: str = "database"  # or "files"
     drop_dir: str | None = None  # files: relative to $HDP_HOME unless absolute
     pattern: str | None = None  # files: glob of the files to load, e.g. lis_results_*.csv
+    # databases: each run re-reads this far behind the last published watermark, so a row
+    # whose source transaction committed late (after a later-stamped row was extracted) arrives
+    lookback_minutes: float = 60.0
 
     @property
     def raw_schema(self) -> str:
@@ -79,6 +82,7 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         kind=kind,
         drop_dir=data.get("drop_dir", f"drops/{data['source']}") if kind == "files" else None,
         pattern=data.get("pattern", "*.csv") if kind == "files" else None,
+        lookback_minutes=float(data.get("lookback_minutes", 60)),
     )
 
 

@@ -84,8 +84,9 @@ class GateResult:
                 lines.append(f"    fix: {c.fix}")
         lines.append(f"  Report: {self.data_docs} (and the Data quality page of the Airflow UI)")
         lines.append(
-            "  Next: fix the source, the extract or the check (expectations/), then rerun the "
-            "DAG; the next run re-extracts from the last published watermark."
+            "  Next: fix the source, the extract or the check (expectations/), then rerun this "
+            "table's extract and gate, then publish (the publish task's log lists the commands); "
+            "or leave the run: the next run re-extracts from the last published watermark."
         )
         return "\n".join(lines)
 
@@ -194,7 +195,10 @@ def _batch_facts(wh, batch_id: int, source: str, table: str) -> tuple[int, list[
     """Rows read by the extract, and the raw table's source columns."""
     with wh.cursor() as cur:
         cur.execute(
-            "select rows_read, status from audit.load_batch where batch_id = %s", (batch_id,)
+            # rows re-read in the look-back window and already published are not stored again
+            "select rows_read - coalesce(rows_skipped, 0), status from audit.load_batch "
+            "where batch_id = %s",
+            (batch_id,),
         )
         row = cur.fetchone()
         if row is None:
@@ -547,26 +551,37 @@ def record(wh, gate: GateResult) -> None:
     wh.commit()
 
 
+VALIDATED = ("passed", "withheld", "published")  # withheld: passed, held back by a sibling
+
+
 def publish_run(wh, *, source: str, run_id: str, tables: list[str]) -> dict[str, int]:
     """Promote every validated batch of one run in a single transaction, or none of them.
 
     Staging reads published batches only, so the warehouse moves from one consistent state to
     the next: a failed gate on one table holds back (withheld) its siblings of the same run, and
-    a crash before this commit leaves everything as it was; rerunning the run publishes it.
-    Returns rows published per table (rows written less rows quarantined).
+    a crash before this commit leaves everything as it was. Rerunning the failed table's
+    extract and gate, then publish, promotes the whole run: withheld batches passed their gate
+    and need no rerun. Publishes of one source are serialised (a transaction lock), and a
+    batch's rows whose version a published batch already holds (a run that overlapped this one)
+    are dropped first, so no version is published twice. A run already published is left as it
+    is. Returns rows published per table (rows written less rows quarantined); {} when the run
+    was published before.
     """
+    from hdp.manifest import load_manifest
+
+    manifest = load_manifest(source)
     with wh.cursor() as cur:
         cur.execute(
-            "select table_name, status from audit.load_batch "
+            "select pg_advisory_xact_lock(hashtext('hdp.publish'), hashtext(%s))", (source,)
+        )
+        cur.execute(
+            "select table_name, status, batch_id from audit.load_batch "
             "where source = %s and run_id = %s for update",
             (source, run_id),
         )
-        status = dict(cur.fetchall())
-        blocked = {
-            t: status.get(t, "missing")
-            for t in tables
-            if status.get(t) not in ("passed", "published")
-        }
+        found = {t: (st, b) for t, st, b in cur.fetchall()}
+        status = {t: st for t, (st, _) in found.items()}
+        blocked = {t: status.get(t, "missing") for t in tables if status.get(t) not in VALIDATED}
         if blocked:
             cur.execute(
                 "update audit.load_batch set status = 'withheld' "
@@ -574,17 +589,23 @@ def publish_run(wh, *, source: str, run_id: str, tables: list[str]) -> dict[str,
                 (source, run_id),
             )
             wh.commit()
-            listed = ", ".join(f"{t} ({st})" for t, st in sorted(blocked.items()))
-            raise PublishBlocked(
-                f"nothing of {source} run {run_id} is published: not validated: {listed}. "
-                "Every other table of the run is withheld, so the warehouse stays consistent. "
-                "Fix the cause (see the gate task's log and the Data quality page), then rerun "
-                "the failed tasks: publish runs again and promotes the whole run."
+            raise PublishBlocked(_blocked_message(source, run_id, tables, blocked))
+        if all(status.get(t) == "published" for t in tables):
+            wh.commit()
+            log.info(
+                "%s run %s is already published: nothing to publish again (a published batch "
+                "is immutable)",
+                source,
+                run_id,
             )
+            return {}
+        for table, (st, batch_id) in found.items():
+            if st in ("passed", "withheld") and manifest.kind == "database":
+                _drop_duplicates_before_publish(cur, manifest, table, batch_id)
         cur.execute(
             """
             update audit.load_batch set status = 'published', published_at = now()
-            where source = %s and run_id = %s and status = 'passed'
+            where source = %s and run_id = %s and status in ('passed', 'withheld')
             returning table_name, rows_written - coalesce(rows_quarantined, 0)
             """,
             (source, run_id),
@@ -596,6 +617,63 @@ def publish_run(wh, *, source: str, run_id: str, tables: list[str]) -> dict[str,
     wh.commit()
     log.info("published %s run %s: %s", source, run_id, published)
     return published
+
+
+def _blocked_message(source: str, run_id: str, tables: list[str], blocked: dict) -> str:
+    """What the operator reads when a run is held back, and the commands that recover it."""
+    listed = ", ".join(f"{t} ({st})" for t, st in sorted(blocked.items()))
+    dag = f"hdp_ingest_{source}"
+    steps = "; ".join(
+        f"`airflow tasks test {dag} extract {run_id} --map-index {tables.index(t)}`, then "
+        f"`airflow tasks test {dag} gate {run_id} --map-index {tables.index(t)}`"
+        for t in sorted(blocked, key=tables.index)
+    )
+    return (
+        f"nothing of {source} run {run_id} is published: not validated: {listed}. "
+        "Every other table of the run is withheld, so the warehouse stays consistent. "
+        "Fix the cause (see the gate task's log and the Data quality page), then rerun each "
+        f"failed table's extract and gate: {steps}; then `airflow tasks test {dag} publish "
+        f"{run_id}`. The extract re-reads the table's interval from the fixed source, and "
+        "publish promotes the whole run (the withheld tables need no rerun)."
+    )
+
+
+def _drop_duplicates_before_publish(cur, manifest, table: str, batch_id: int) -> None:
+    """Drop the batch's rows that a published batch already holds (an overlapping run got
+    there first), with their quarantine records, and keep the batch's counts true."""
+    from hdp.extract import drop_published_duplicates
+
+    spec = manifest.table(table)
+    dropped = drop_published_duplicates(cur, manifest, spec, batch_id)
+    if not dropped:
+        return
+    cur.execute(
+        sql.SQL(
+            "delete from audit.row_issue as i where i.batch_id = %s and not exists ("
+            "select 1 from {}.{} as r where r._batch_id = i.batch_id and {} = i.record_key)"
+        ).format(
+            sql.Identifier(manifest.raw_schema),
+            sql.Identifier(table),
+            _key_sql([f"r.{k}" for k in spec.primary_key], qualified=True),
+        ),
+        (batch_id,),
+    )
+    cur.execute(
+        """
+        update audit.load_batch set
+            rows_written = rows_written - %s,
+            rows_skipped = coalesce(rows_skipped, 0) + %s,
+            rows_quarantined = (
+                select count(distinct record_key) from audit.row_issue
+                where batch_id = %s and action = 'quarantine' and released_at is null
+            )
+        where batch_id = %s
+        """,
+        (dropped, dropped, batch_id, batch_id),
+    )
+    log.info(
+        "%s batch %s: %s rows a published batch already held, dropped", table, batch_id, dropped
+    )
 
 
 def replay_quarantine(

@@ -224,6 +224,32 @@ alter table audit.load_batch add constraint load_batch_status_check check (
 alter table audit.load_batch add column if not exists rows_quarantined bigint;
 alter table audit.load_batch add column if not exists published_at timestamptz;
 
+-- Rows an extract read again in its look-back window (or that an overlapping run published
+-- first) whose version (primary key, watermark) a published batch already holds: not stored
+-- again. rows_written = rows_read - rows_skipped; the gate reconciles with that.
+alter table audit.load_batch add column if not exists rows_skipped bigint;
+
+-- A published batch is immutable (issue 12): a rerun of its run must not reopen it, move its
+-- interval or change its counts (hdp.extract never tries; this holds for any other code too).
+create or replace function audit.keep_published_batch() returns trigger
+language plpgsql
+set search_path = pg_catalog
+as $$
+begin
+    if old.status = 'published'
+        and (new.status, new.low_watermark, new.high_watermark, new.rows_written)
+        is distinct from (old.status, old.low_watermark, old.high_watermark, old.rows_written)
+    then
+        raise exception 'batch % of %.% (run %) is published: a published batch is immutable',
+            old.batch_id, old.source, old.table_name, old.run_id;
+    end if;
+    return new;
+end
+$$;
+drop trigger if exists keep_published_batch on audit.load_batch;
+create trigger keep_published_batch before update on audit.load_batch
+for each row execute function audit.keep_published_batch();
+
 -- Each check result names its catalogue entry (expectations/<source>.yml).
 alter table audit.quality_result add column if not exists check_id text;
 alter table audit.quality_result add column if not exists category text;
