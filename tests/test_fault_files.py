@@ -323,7 +323,7 @@ def test_database_errors_of_a_load_keep_no_quoted_value(pg_admin_dsn):
     line): the recorded load error keeps class, SQLSTATE and wording, not the value."""
     import psycopg2
 
-    from hdp.filedrop import safe_error
+    from hdp.errors import safe_error
 
     conn = psycopg2.connect(pg_admin_dsn)
     try:

@@ -29,6 +29,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
+from hdp.errors import safe_error
 from hdp.manifest import SourceManifest, TableSpec
 
 log = logging.getLogger(__name__)
@@ -394,7 +395,8 @@ def _copy_stream(src, wh, copy_out: str, copy_in: str) -> tuple[int, int]:
     finally:
         producer.join()
     if failure:
-        raise ExtractError(f"reading from the source failed: {failure[0]}") from failure[0]
+        # the driver's text can quote a row value: class, SQLSTATE and first line, unquoted
+        raise ExtractError(f"reading from the source failed: {safe_error(failure[0])}") from None
     return (read[0] if read else -1), written
 
 
@@ -484,9 +486,9 @@ def _load(src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: s
         with wh.cursor() as cur:
             cur.execute(
                 "update audit.load_batch set status = 'failed', error = %s where batch_id = %s",
-                # first line only: PostgreSQL's CONTEXT lines can quote row values (patient data)
+                # never a value: PostgreSQL quotes values in messages and CONTEXT lines
                 (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                    safe_error(exc),
                     batch_id,
                 ),
             )

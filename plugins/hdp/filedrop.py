@@ -28,7 +28,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import stat
 import time
 from collections.abc import Iterable
@@ -39,6 +38,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 from hdp.config import load_settings
+from hdp.errors import safe_error
 from hdp.extract import source_columns
 from hdp.manifest import SourceManifest, TableSpec
 from hdp.quality import PublishBlocked, publish_run
@@ -331,19 +331,6 @@ def _copy_rows(cur, manifest: SourceManifest, spec: TableSpec, rows, meta: list[
         buffer,
     )
     return cur.rowcount
-
-
-QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
-
-
-def safe_error(exc: BaseException) -> str:
-    """An error's class, SQLSTATE and first line, quoted parts replaced by "…": PostgreSQL's
-    messages quote values (`invalid input syntax for type ...: "<value>"`) and its CONTEXT
-    lines quote a COPY's failing line."""
-    primary = getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc)
-    first = QUOTED.sub('"…"', primary.splitlines()[0] if primary else "")[:300]
-    code = getattr(exc, "pgcode", None)
-    return f"{type(exc).__name__}{f' (SQLSTATE {code})' if code else ''}: {first}"
 
 
 def _record_failure(wh, manifest: SourceManifest, spec: TableSpec, run_key: str, exc) -> None:
