@@ -85,9 +85,9 @@ def pipeline(cluster, pg_admin_dsn):
     return lg, build
 
 
-@pytest.fixture(scope="module")
-def identifiers(pipeline) -> Identifiers:
-    lg, _ = pipeline
+def simulated_identifiers(lg) -> Identifiers:
+    """Every identifier value of the simulated HIS's patients (and the clean values behind the
+    injected defects), read with the simulator owner's login."""
     src = connect(lg.his_owner)
     with src.cursor() as cur:
         cur.execute("select mrn, name, id_card_no, phone, address from his.patients")
@@ -113,6 +113,12 @@ def identifiers(pipeline) -> Identifiers:
     names = {n for n in names if len(n) >= 3}
     assert len(exact) > 100 and len(names) > 20 and len(addresses) > 20
     return Identifiers(exact, names, addresses)
+
+
+@pytest.fixture(scope="module")
+def identifiers(pipeline) -> Identifiers:
+    lg, _ = pipeline
+    return simulated_identifiers(lg)
 
 
 def test_the_scan_finds_identifiers_where_they_are(identifiers, pipeline):
