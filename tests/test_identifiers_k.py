@@ -251,7 +251,10 @@ def test_every_patient_shares_the_published_quasi_identifiers_with_k_minus_1_oth
     conn.close()
     assert len(profiles) > 500
     measured = smallest_groups(profiles, K)
-    report = {label: f"smallest {m}, {share:.1%} in groups < {K}" for label, (m, share) in measured.items()}
+    report = {
+        label: f"smallest {m}, {share:.1%} in groups < {K}"
+        for label, (m, share) in measured.items()
+    }
     assert all(m >= K for m, _ in measured.values()), report
 
 
@@ -261,7 +264,7 @@ def test_the_build_checks_k_anonymity_and_the_check_can_fail(pipeline):
     _, build = pipeline
     assert "k_anonymity" in build.stdout
     strict = run_dbt(
-        "test", "--select", "test_name:k_anonymity", "--vars", "{k_anonymity: 1000000}", check=False
+        "test", "--select", "tag:k_anonymity", "--vars", "{k_anonymity: 1000000}", check=False
     )
     assert strict.returncode != 0, strict.stdout[-2000:]
     assert "FAIL" in strict.stdout and "dim_patient" in strict.stdout

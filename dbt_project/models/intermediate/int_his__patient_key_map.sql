@@ -19,7 +19,7 @@ registrations as (
 cluster_members as (
     select
         clusters.cluster_id,
-        min(registrations.id_card_no) filter (where registrations.is_id_card_valid) as id_card_no,
+        min(registrations.id_card_key) filter (where registrations.is_id_card_valid) as id_card_key,
         min(clusters.patient_id) as first_patient_id
     from clusters
     inner join registrations on clusters.patient_id = registrations.patient_id
@@ -34,18 +34,21 @@ canonical as (
         -- two different names, the cluster registered first keeps the card's key
         case
             when
-                id_card_no is not null
-                and row_number() over (partition by id_card_no order by first_patient_id) = 1
-                then 'id_card:' || id_card_no
-            else 'his_patient_id:' || first_patient_id::text
-        end as person_identifier
+                id_card_key is not null
+                and row_number() over (partition by id_card_key order by first_patient_id) = 1
+                then id_card_key
+        end as id_card_key,
+        first_patient_id
     from cluster_members
 ),
 
+-- the card's key is already the pseudonym of 'id_card:<number>' (int_mpi__registrations)
 keyed as (
     select
         cluster_id,
-        hdp_private.pseudonym(person_identifier) as patient_key
+        coalesce(
+            id_card_key, hdp_private.pseudonym('his_patient_id:' || first_patient_id::text)
+        ) as patient_key
     from canonical
 ),
 
