@@ -1,8 +1,8 @@
 -- One row per HIS registration with the attributes the master patient index compares. No
 -- clear identifier is stored: name, card number, the card's first 17 characters and phone are
 -- kept as keyed HMACs (macros/generalise.sql: matching_key; the pseudonym key, which the
--- transformer cannot read), so blocking and equality work on the keys alone. id_card_key is
--- the card's pseudonym, the patient_key the card gives (int_his__patient_key_map). The two
+-- transformer cannot read), so blocking and equality work on the keys alone (the patient_key
+-- itself is computed by int_his__patient_key_map from staging's view). The two
 -- comparisons that need the values (one character apart) read staging's view in
 -- int_mpi__scored_pairs and store only the level. Sex and birth date stay: the marts
 -- generalise them. The phone is read from the published raw rows because staging passes no
@@ -56,7 +56,7 @@ final as (
         {{ matching_key('name', 'match_name') }} as name_key,
         sex,
         birth_date,
-        hdp_private.pseudonym('id_card:' || id_card_no) as id_card_key,
+        {{ matching_key('id_card', 'id_card_no') }} as id_card_key,
         is_id_card_valid,
         {{ matching_key('id_card_stem', 'id_card_stem') }} as id_card_stem_key,
         {{ matching_key('phone', 'phone') }} as phone_key
