@@ -319,7 +319,15 @@ def test_summary_counts_history_and_the_last_incremental_build(history):
     renamed = set(_changes(lg, "change", "departments"))
     assert counts["dim_department_history"].changed == len(renamed) > 0
     assert counts["dim_medication_history"].changed > 0
-    assert counts["dim_patient_history"].changed > 0
+    # moves are tracked by province and month; the mart publishes a person's moves only where
+    # k persons share the whole profile (k-anonymity), so its count may be 0 at this scale
+    moved = _rows(
+        lg.warehouse,
+        "select count(distinct patient_key) from intermediate.int_history__patients "
+        "where version_number > 1",
+    )[0][0]
+    assert moved > 0
+    assert 0 <= counts["dim_patient_history"].changed <= moved
     for c in counts.values():
         assert c.periods >= c.members + c.changed  # a member that changed has 2+ periods
     assert rebuilt == history["rebuilt"]["fct_encounter"][-1]

@@ -79,7 +79,7 @@ def test_different_valid_cards_are_never_linked(built):
         inner join intermediate.int_mpi__registrations as reg_b
             on link.patient_id_b = reg_b.patient_id
         where reg_a.is_id_card_valid and reg_b.is_id_card_valid
-            and reg_a.id_card_no <> reg_b.id_card_no
+            and reg_a.id_card_key <> reg_b.id_card_key
         """,
     )
     assert linked == [(0,)]

@@ -133,7 +133,7 @@ def fetch_index_counts(warehouse_conn) -> dict[str, int]:
                     on km.patient_id = reg.patient_id
                 where reg.is_id_card_valid
                 group by km.patient_key
-                having count(distinct reg.id_card_no) > 1
+                having count(distinct reg.id_card_key) > 1
             ) as conflicted
         """,
     }

@@ -16,13 +16,21 @@ registrations as (
     select * from {{ ref('int_mpi__registrations') }}
 ),
 
+-- the card number itself is read from staging's view (the index stores only its HMAC), so a
+-- rotated pseudonym key changes every patient_key when this model is rebuilt
+patients as (
+    select * from {{ ref('stg_his__patients') }}
+),
+
 cluster_members as (
     select
         clusters.cluster_id,
-        min(registrations.id_card_no) filter (where registrations.is_id_card_valid) as id_card_no,
+        min(registrations.id_card_key) filter (where registrations.is_id_card_valid) as id_card_key,
+        min(patients.id_card_no) filter (where registrations.is_id_card_valid) as id_card_no,
         min(clusters.patient_id) as first_patient_id
     from clusters
     inner join registrations on clusters.patient_id = registrations.patient_id
+    left join patients on clusters.patient_id = patients.patient_id
     group by clusters.cluster_id
 ),
 
@@ -34,8 +42,8 @@ canonical as (
         -- two different names, the cluster registered first keeps the card's key
         case
             when
-                id_card_no is not null
-                and row_number() over (partition by id_card_no order by first_patient_id) = 1
+                id_card_key is not null
+                and row_number() over (partition by id_card_key order by first_patient_id) = 1
                 then 'id_card:' || id_card_no
             else 'his_patient_id:' || first_patient_id::text
         end as person_identifier

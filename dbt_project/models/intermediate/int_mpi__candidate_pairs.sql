@@ -2,7 +2,8 @@
 -- birth date, the first 17 characters of the ID card number, a phone number, or a name and
 -- birth year meet, so the comparison grows with the block sizes, not with the square of the
 -- registry. Pairs whose card numbers are both valid and different are left out: no score may
--- link them. One row per pair, patient_id_a < patient_id_b, with the blocks it met in.
+-- link them. One row per pair, patient_id_a < patient_id_b, with the blocks it met in. The
+-- blocks compare keyed HMACs (int_mpi__registrations), never the values.
 with
 
 registrations as (
@@ -15,7 +16,7 @@ blocking_keys as (
     select
         registrations.patient_id,
         registrations.is_id_card_valid,
-        registrations.id_card_no,
+        registrations.id_card_key,
         blocking.block,
         blocking.block_value
     from registrations
@@ -23,9 +24,9 @@ blocking_keys as (
         lateral (
             values
             ('birth_date', registrations.birth_date::text),
-            ('id_card_stem', registrations.id_card_stem),
-            ('phone', registrations.phone),
-            ('name_birth_year', registrations.match_name || '|' || extract(year from registrations.birth_date)::text)
+            ('id_card_stem', registrations.id_card_stem_key),
+            ('phone', registrations.phone_key),
+            ('name_birth_year', registrations.name_key || '|' || extract(year from registrations.birth_date)::text)
         ) as blocking (block, block_value)
     where blocking.block_value is not null
 ),
@@ -41,7 +42,7 @@ pairs as (
             key_a.block = key_b.block
             and key_a.block_value = key_b.block_value
             and key_a.patient_id < key_b.patient_id
-    where not (key_a.is_id_card_valid and key_b.is_id_card_valid and key_a.id_card_no <> key_b.id_card_no)
+    where not (key_a.is_id_card_valid and key_b.is_id_card_valid and key_a.id_card_key <> key_b.id_card_key)
 ),
 
 final as (

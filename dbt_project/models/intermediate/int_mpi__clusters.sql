@@ -48,17 +48,17 @@ components as (
     select
         registrations.patient_id,
         registrations.is_id_card_valid,
-        registrations.id_card_no,
+        registrations.id_card_key,
         coalesce(min(reach.reached_id), registrations.patient_id) as component_id
     from registrations
     left join reach on registrations.patient_id = reach.patient_id
-    group by registrations.patient_id, registrations.is_id_card_valid, registrations.id_card_no
+    group by registrations.patient_id, registrations.is_id_card_valid, registrations.id_card_key
 ),
 
 component_cards as (
     select
         component_id,
-        count(distinct id_card_no) filter (where is_id_card_valid) as valid_cards
+        count(distinct id_card_key) filter (where is_id_card_valid) as valid_cards
     from components
     group by component_id
 ),
@@ -68,7 +68,7 @@ card_holder_clusters as (
     select
         components.patient_id,
         min(components.patient_id) over (
-            partition by components.component_id, components.id_card_no
+            partition by components.component_id, components.id_card_key
         ) as cluster_id
     from components
     inner join component_cards on components.component_id = component_cards.component_id

@@ -1,7 +1,12 @@
--- One row per HIS registration with the attributes the master patient index compares, in
--- comparable form. Restricted (schema intermediate): it holds names, card numbers and phones.
--- The phone is read from the published raw rows here because staging deliberately passes no
--- phone on and the MPI is its only consumer; the same published/latest-version rule applies.
+-- One row per HIS registration with the attributes the master patient index compares. No
+-- clear identifier is stored: name, card number, the card's first 17 characters and phone are
+-- kept as keyed HMACs (macros/generalise.sql: matching_key; the pseudonym key, which the
+-- transformer cannot read), so blocking and equality work on the keys alone (the patient_key
+-- itself is computed by int_his__patient_key_map from staging's view). The two
+-- comparisons that need the values (one character apart) read staging's view in
+-- int_mpi__scored_pairs and store only the level. Sex and birth date stay: the marts
+-- generalise them. The phone is read from the published raw rows because staging passes no
+-- phone on; the same published/latest-version rule applies.
 with
 
 patients as (
@@ -28,11 +33,10 @@ phones as (
     from latest_raw
 ),
 
-final as (
+comparable as (
     select
         patients.patient_id,
-        -- half-width, no whitespace, lower case: 'ＺＨＡＮＧ　San ' and 'zhangsan' compare equal
-        lower({{ normalize_name('patients.patient_name') }}) as match_name,
+        {{ mpi_match_name('patients.patient_name') }} as match_name,
         nullif(patients.sex, 'U') as sex,
         patients.birth_date,
         patients.id_card_no,
@@ -44,6 +48,19 @@ final as (
         nullif(phones.phone_digits, '') as phone
     from patients
     left join phones on patients.patient_id = phones.patient_id
+),
+
+final as (
+    select
+        patient_id,
+        {{ matching_key('name', 'match_name') }} as name_key,
+        sex,
+        birth_date,
+        {{ matching_key('id_card', 'id_card_no') }} as id_card_key,
+        is_id_card_valid,
+        {{ matching_key('id_card_stem', 'id_card_stem') }} as id_card_stem_key,
+        {{ matching_key('phone', 'phone') }} as phone_key
+    from comparable
 )
 
 select * from final

@@ -5,24 +5,25 @@
 ]) }}
 
 -- One row per person, plus the unknown member ('-1') that orphan facts point at.
--- Pseudonymous by construction: no name, card number, phone, address or MRN; birth date is
--- reduced to a year and the card to its province code.
+-- Pseudonymous by construction: no name, card number, phone, address or MRN; the birth date is
+-- reduced to a year and an age band, the card to its province code, the first registration to
+-- a month, and a combination of these (with the residence history) that fewer than k persons
+-- share is suppressed (int_patients__generalised; tested by k_anonymity).
 with
 
 patients as (
-    select * from {{ ref('int_patients__deduplicated') }}
+    select * from {{ ref('int_patients__generalised') }}
 ),
 
 known as (
     select
         patient_key,
         sex,
-        extract(year from birth_date)::int as birth_year,
-        -- as of the build date; fct_encounter carries the band at each encounter
-        {{ age_band(age_in_years('birth_date', 'current_date')) }} as age_band,
+        birth_year,
+        age_band,
         birth_region_code,
-        his_record_count,
-        first_registered_at,
+        his_record_count::int as his_record_count,
+        first_registered_month,
         is_id_card_valid,
         false as is_unknown_member,
         data_source
@@ -37,7 +38,7 @@ unknown_member as (
         'unknown' as age_band,
         null::text as birth_region_code,
         0 as his_record_count,
-        null::timestamp as first_registered_at,
+        null::date as first_registered_month,
         false as is_id_card_valid,
         true as is_unknown_member,
         null::text as data_source
