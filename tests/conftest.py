@@ -76,6 +76,18 @@ def reset_platform_databases(pg_admin_dsn: str) -> None:
     init_databases(lg)
 
 
+@pytest.fixture(scope="module")
+def airflow_env(cluster, pg_admin_dsn):
+    """Fresh platform databases and the environment of a prepared Airflow (connections
+    registered, metadata migrated), shared by a module's real DAG runs."""
+    from hdp.orchestrate import _env, prepare
+
+    reset_platform_databases(pg_admin_dsn)
+    env = _env()
+    prepare(env)
+    return env
+
+
 @pytest.fixture
 def platform(pg_admin_dsn: str):
     """Empty platform databases (his source with schema, warehouse with audit tables)."""

@@ -27,17 +27,6 @@ PLATFORM_DAGS = {f"hdp_ingest_{s}" for s in SOURCES} | {"hdp_transform", "hdp_pr
 APPROVED_TAGS = {"hdp", "ingest", "transform", "dbt", "report"} | SOURCES
 
 
-@pytest.fixture(scope="module")
-def airflow_env(cluster, pg_admin_dsn):
-    from hdp.orchestrate import _env, prepare
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    env = _env()
-    prepare(env)
-    return env
-
-
 def test_dag_integrity(airflow_env):
     code = (
         "import json; from airflow.dag_processing.dagbag import DagBag; "

@@ -24,7 +24,7 @@ from hdp.manifest import SourceManifest, TableSpec, load_manifest
 from hdp.quality import validate_batch
 from hdp.simulator import his, lab
 from tests.conftest import reset_platform_databases
-from tests.test_airflow import _dags_test, _webhook_receiver, airflow_env  # noqa: F401
+from tests.test_airflow import _dags_test, _webhook_receiver
 
 LIS = load_manifest("lis")
 
@@ -111,7 +111,7 @@ def _task_key(state: dict) -> str:
 
 
 def test_symlink_to_a_secret_is_refused_and_its_content_quoted_nowhere(
-    airflow_env,  # noqa: F811 (the fixture imported above)
+    airflow_env,
     cluster,
     tmp_path,
 ):
@@ -187,7 +187,7 @@ def test_header_refusal_says_line_and_expectation_never_the_content():
 # ------------------------------------------------------------------- finding 7: one refusal
 
 
-def test_one_refused_file_does_not_hold_back_the_others(airflow_env):  # noqa: F811
+def test_one_refused_file_does_not_hold_back_the_others(airflow_env):
     """Three valid files, one with another header and one its gate rejects, in one run: the
     three are published (and publish succeeds, so the raw asset is updated for the transform),
     the refused and the rejected one are recorded, and the run fails visibly on a leaf task

@@ -24,17 +24,6 @@ from tests.pipeline import ingest
 TABLE = "diagnoses"  # the extract the crash interrupts (held by a lock on the source table)
 
 
-@pytest.fixture(scope="module")
-def airflow_env(cluster, pg_admin_dsn):
-    from hdp.orchestrate import _env, prepare
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    env = _env()
-    prepare(env)
-    return env
-
-
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

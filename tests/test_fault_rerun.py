@@ -285,17 +285,6 @@ def test_deterministic_extract_errors_are_not_retried_transient_ones_are(source,
 # --- findings 1 and 8, as an operator does them: real Airflow runs -----------------------------
 
 
-@pytest.fixture(scope="module")
-def airflow_env(cluster, pg_admin_dsn):
-    from hdp.orchestrate import _env, prepare
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    env = _env()
-    prepare(env)
-    return env
-
-
 def _airflow(env, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["airflow", *args], env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900

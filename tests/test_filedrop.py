@@ -23,7 +23,6 @@ from hdp.filedrop import (
 from hdp.manifest import load_manifest
 from hdp.quality import validate_batch
 from hdp.simulator import his, lab
-from tests.test_airflow import airflow_env  # noqa: F401  (a fixture)
 
 MANIFEST = load_manifest("lis")
 HIS_CONFIG = his.SimConfig(seed=3, scale=0.01, history_days=20)
@@ -357,7 +356,7 @@ def test_drops_folder_copy_lists_only_new_files(platform, wh, drops, tmp_path):
 # ------------------------------------------------------------------- the real Airflow DAG
 
 
-def test_dag_run_loads_new_files_once(airflow_env):  # noqa: F811 (the fixture imported above)
+def test_dag_run_loads_new_files_once(airflow_env):
     from datetime import date
 
     from hdp.database import logins
