@@ -15,8 +15,8 @@ from hdp.config import REPO_ROOT, Settings, load_settings
 from hdp.database import Login, logins
 from hdp.secrets import secret
 
-# dbt vars read from the environment (dbt_project.yml): reprocessing window, shrink guard
-PASSED_THROUGH = ("HDP_REPROCESS_WINDOW_HOURS", "HDP_MAX_MART_SHRINK_SHARE")
+# dbt vars read from the environment (dbt_project.yml): reprocessing window, shrink guard, k
+PASSED_THROUGH = ("HDP_REPROCESS_WINDOW_HOURS", "HDP_MAX_MART_SHRINK_SHARE", "HDP_K_ANONYMITY")
 
 AIRFLOW_PORT = int(os.environ.get("HDP_AIRFLOW_PORT", "18080"))
 

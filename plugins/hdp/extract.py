@@ -182,7 +182,7 @@ def table_lock(wh, manifest: SourceManifest, spec: TableSpec) -> Iterator[None]:
     HDP_EXTRACT_LOCK_TIMEOUT_S seconds, then fails naming the table (Airflow retries it). The
     lock dies with the session, so a killed worker never leaves the table locked."""
     key = _lock_key(manifest, spec)
-    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S))
+    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_S)
     deadline = time.monotonic() + timeout
     waiting = False
     while not _try_lock(
@@ -251,7 +251,8 @@ def _published_rerun(wh, manifest: SourceManifest, spec: TableSpec, run_id: str)
 
 def lookback(manifest: SourceManifest) -> timedelta:
     """How far behind the last published watermark each run reads again (env overrides)."""
-    return timedelta(minutes=float(os.environ.get(LOOKBACK_ENV, manifest.lookback_minutes)))
+    # unset or empty (compose passes an empty value through): the manifest decides
+    return timedelta(minutes=float(os.environ.get(LOOKBACK_ENV) or manifest.lookback_minutes))
 
 
 def drop_published_duplicates(cur, manifest: SourceManifest, spec: TableSpec, batch_id: int) -> int:
