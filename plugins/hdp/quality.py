@@ -654,7 +654,7 @@ def _drop_duplicates_before_publish(cur, manifest, table: str, batch_id: int) ->
         ).format(
             sql.Identifier(manifest.raw_schema),
             sql.Identifier(table),
-            _key_sql([f"r.{k}" for k in spec.primary_key], qualified=True),
+            _key_sql(spec.primary_key, alias="r"),
         ),
         (batch_id,),
     )
