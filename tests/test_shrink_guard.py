@@ -48,10 +48,14 @@ def _execute(lg, query: str, params=()) -> list[tuple]:
 
 
 def _unpublish_patients(lg, status: str) -> None:
+    """As the warehouse owner, past the trigger that now keeps published batches published
+    (finding 1's fix): the guard must hold whatever empties staging."""
     _execute(
         lg,
+        "alter table audit.load_batch disable trigger user; "
         "update audit.load_batch set status = %s where source = 'his' "
-        "and table_name = 'patients' and status in ('published', 'loading')",
+        "and table_name = 'patients' and status in ('published', 'loading'); "
+        "alter table audit.load_batch enable trigger user",
         (status,),
     )
 
