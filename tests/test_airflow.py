@@ -78,7 +78,7 @@ def _dags_test(dag_id: str, env, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.timeout(1800)  # four real DAG runs of the transform, one model per task
+@pytest.mark.timeout(1800)  # three real DAG runs of the transform, one model per task
 def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     from hdp.database import logins
 
@@ -123,11 +123,9 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     assert ("quality_gate_failed", "gate") in kinds, received
     gate_alert = next(a for a in received if a["kind"] == "quality_gate_failed")
     assert "his.diagnoses.icd10_shape" in gate_alert["detail"]
-    # the transform is not triggered by a failed ingest; run it anyway: nothing changes
-    assert _dags_test("hdp_transform", airflow_env).returncode == 0
-    assert marts_fingerprint(lg) == before
-
-    # a run triggered with full_refresh rebuilds every encounter, to the same rows
+    # the transform is not triggered by a failed ingest; run it anyway, and with full_refresh
+    # (one run, not two: each costs minutes): it rebuilds every encounter, to the same rows,
+    # and nothing of the withheld run reaches the marts
     rebuilt_before = _transformed_at(lg)
     full = _dags_test("hdp_transform", airflow_env, "--conf", '{"full_refresh": true}')
     assert full.returncode == 0, (full.stdout + full.stderr)[-4000:]
