@@ -30,7 +30,7 @@ demo: install
 # Every test against real PostgreSQL, dbt, GX and Airflow (its own clusters: the warehouse on
 # :55433, Airflow's metadata on a socket only).
 test: install browser
-	@$(BIN)/pytest -q $(PYTEST_ARGS)
+	@$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
 
 # Headless Chromium for the UI screenshot tests (Debian's package; installed when root).
 browser:
