@@ -11,12 +11,12 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Reinstalls only when a lock changes: a second `make demo` installs nothing.
-$(STAMP): requirements/main.lock requirements/bootstrap.lock
+$(STAMP): requirements/main.lock requirements/bootstrap.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/bootstrap.lock
 	@UV_COMPILE_BYTECODE=1 $(BIN)/uv pip sync -q --python $(BIN)/python --require-hashes requirements/main.lock
-	@# the platform library lives in plugins/ (Airflow adds it to sys.path too)
-	@echo "$(CURDIR)/plugins" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hdp-plugins.pth
+	@# the library in plugins/ (hdp, hdp_sim, hdp_bench), editable; its dependencies are the lock's
+	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 lock:
