@@ -7,7 +7,8 @@
                          model never built incrementally starts from -infinity.
       keys_published_since(source, table, key, since)
                          keys of a raw table with a version published since `since`, or with a
-                         quarantined row released (python -m hdp quality replay) since then.
+                         quarantined row released (python -m hdp quality replay) since then;
+                         the quarantine's key is matched by record_key() (macros/published_rows.sql).
     The facts fed by intermediate tables rebuilt in full (fct_prescription_line, fct_dispensing,
     fct_lab_result) compare instead: with_row_hash() gives each row an md5 of its values and
     only_changed_rows() keeps the rows that are new or whose hash differs from the stored row's.
@@ -42,7 +43,7 @@
         on
             loaded._batch_id = issue.batch_id
             and issue.table_name = '{{ table_name }}'
-            and issue.record_key = loaded.{{ key }}::text
+            and issue.record_key = {{ record_key('loaded', key) }}
     where issue.released_at >= {{ since }}
 {%- endmacro %}
 

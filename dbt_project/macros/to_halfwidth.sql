@@ -1,9 +1,6 @@
-{#- Full-width ASCII (U+FF01..U+FF5E), the ideographic space (U+3000) and the no-break space
-    (U+00A0) to their half-width forms, as typed by Chinese input methods. -#}
+{#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their half-width
+    forms, as typed by Chinese input methods. One definition, in the warehouse:
+    audit.to_halfwidth() (plugins/hdp/warehouse_schema.sql), which PostgreSQL inlines. -#}
 {% macro to_halfwidth(column) -%}
-    translate(
-        {{ column }},
-        '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　 ',
-        '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~  '
-    )
+    audit.to_halfwidth({{ column }})
 {%- endmacro %}

@@ -270,6 +270,7 @@ def init_databases(all_logins: Logins | None = None) -> None:
     for source, owner, reader in sources:
         _init_source(source, owner, reader)
     _init_warehouse(lg, settings)
+    _init_landing_tables(lg.warehouse)
     for source, _, reader in sources:
         _init_raw_tables(source, reader, lg.warehouse)
     _init_security(lg)
@@ -294,6 +295,21 @@ def _init_raw_tables(source: str, reader: Login, warehouse: Login) -> None:
     finally:
         src.close()
         wh.close()
+
+
+def _init_landing_tables(warehouse: Login) -> None:
+    """The landing table of every file source, from its manifest (hdp.filedrop), so dbt can
+    build every model (empty) before the source's first file; the loader then owns it."""
+    from hdp.filedrop import ensure_landing_tables
+    from hdp.manifest import all_manifests
+
+    conn = connect(warehouse)
+    try:
+        for manifest in all_manifests():
+            if manifest.kind == "files":
+                ensure_landing_tables(conn, manifest)
+    finally:
+        conn.close()
 
 
 def _init_source(source: str, owner: Login, reader: Login) -> None:

@@ -265,8 +265,26 @@ def header_mismatch(header: list[str], columns: tuple[str, ...]) -> str:
     return f"schema drift: header line 1 does not match: {expected}; {where}"
 
 
+def ensure_landing_tables(conn, manifest: SourceManifest) -> None:
+    """Create the landing table raw_<source>.<table> of a file source from its manifest (the
+    file's columns as text, in the header's order, then FILE_METADATA), and its schema; commits.
+
+    Set-up calls it for every `kind: files` manifest, so dbt's staging builds on an empty
+    source before the first file arrives, and each load calls it again (a no-op then): adding
+    a file source needs its manifest, never an edit of the platform library. A landing table
+    whose columns differ from the manifest's is refused as drift (FileRefused)."""
+    spec = file_table(manifest)
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("create schema if not exists {}").format(sql.Identifier(manifest.raw_schema))
+        )
+        _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns)
+    conn.commit()
+
+
 def _ensure_raw_table(cur, schema: str, table: str, columns: tuple[str, ...]) -> None:
-    """Create raw_<source>.<table> (file columns as text + FILE_METADATA); refuse drift."""
+    """Create raw_<source>.<table> (file columns as text + FILE_METADATA, a BRIN index on
+    _batch_id for the gate's and staging's per-batch reads); refuse drift."""
     wanted = [(c, "text") for c in columns] + list(FILE_METADATA)
     cur.execute(
         "select 1 from pg_catalog.pg_tables where schemaname = %s and tablename = %s",
@@ -280,6 +298,11 @@ def _ensure_raw_table(cur, schema: str, table: str, columns: tuple[str, ...]) ->
                 sql.SQL(", ").join(
                     sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in wanted
                 ),
+            )
+        )
+        cur.execute(
+            sql.SQL("create index {} on {}.{} using brin (_batch_id)").format(
+                sql.Identifier(f"{table}_batch_brin"), sql.Identifier(schema), sql.Identifier(table)
             )
         )
         return
@@ -540,7 +563,9 @@ def publish_files(wh, *, manifest: SourceManifest, run_id: str) -> dict[str, int
         if status == "failed" and not key.startswith(prefix):
             continue
         try:
-            rows = publish_run(wh, source=manifest.source, run_id=key, tables=[spec.name])
+            rows = publish_run(
+                wh, source=manifest.source, run_id=key, tables=[spec.name], manifest=manifest
+            )
         except PublishBlocked:
             blocked.append(f"{file_name} ({status})")
             continue

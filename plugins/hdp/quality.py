@@ -18,6 +18,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 from hdp.checks import Check, for_table, load_catalogue
+from hdp.manifest import SourceManifest, load_manifest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 for _name in ("great_expectations", "great_expectations._docs_decorators"):
@@ -93,16 +94,25 @@ class GateResult:
 
 def _key_sql(primary_key: list[str] | tuple[str, ...], alias: str | None = None) -> sql.Composable:
     """The text key a row is quarantined under: its primary key (an internal id, not a value
-    that identifies a person), columns joined with '|'; `alias`: columns as alias.column.
-    Every name is a quoted identifier (a manifest's name may hold a quote or a space)."""
+    that identifies a person) through audit.record_key(), the one definition dbt's
+    published_rows() matches with too (columns joined with '|'); `alias`: columns as
+    alias.column. Every name is a quoted identifier (a manifest's name may hold a quote or a
+    space)."""
 
     def column(name: str) -> sql.Composable:
         return sql.Identifier(alias, name) if alias else sql.Identifier(name)
 
     parts = [sql.SQL("{}::text").format(column(k)) for k in primary_key]
-    if len(parts) == 1:
-        return parts[0]
-    return sql.SQL("concat_ws('|', {})").format(sql.SQL(", ").join(parts))
+    return sql.SQL("audit.record_key({})").format(sql.SQL(", ").join(parts))
+
+
+def _in_quarantine(primary_key: list[str] | tuple[str, ...], alias: str) -> sql.Composable:
+    """True for a row (as `alias`) held in quarantine: its batch and key are in
+    audit.quarantined_row, the one definition dbt's staging leaves out too."""
+    return sql.SQL(
+        "exists (select 1 from audit.quarantined_row as q "
+        "where q.batch_id = {alias}._batch_id and q.record_key = {key})"
+    ).format(alias=sql.Identifier(alias), key=_key_sql(primary_key, alias=alias))
 
 
 def build_expectations(checks: list[Check], columns: list[str], primary_key: list[str]) -> list:
@@ -336,15 +346,12 @@ def gate_query(wh, *, batch_id: int, source: str, table: str, primary_key: list[
     name into text: a table named `x" as r --` once turned the rest of the query into a
     comment, and the gate validated the whole table instead of the batch."""
     query = sql.SQL(
-        "select * from {schema}.{table} as r where r._batch_id = {batch} "
-        "and not exists (select 1 from audit.row_issue as q "
-        "where q.batch_id = {batch} and q.action = 'quarantine' "
-        "and q.released_at is null and q.record_key = {key})"
+        "select * from {schema}.{table} as r where r._batch_id = {batch} and not {quarantined}"
     ).format(
         schema=sql.Identifier(f"raw_{source}"),
         table=sql.Identifier(table),
         batch=sql.Literal(int(batch_id)),
-        key=_key_sql(primary_key, alias="r"),
+        quarantined=_in_quarantine(primary_key, "r"),
     )
     return query.as_string(wh)
 
@@ -481,16 +488,12 @@ def _quarantined(wh, batch_id: int, source: str, table: str, primary_key: list[s
     re-sent line repeats counts each time), as the gate's query asset leaves them all out."""
     with wh.cursor() as cur:
         cur.execute(
-            sql.SQL(
-                "select count(*) from {}.{} as r where r._batch_id = %s and exists ("
-                "select 1 from audit.row_issue as q where q.batch_id = %s "
-                "and q.action = 'quarantine' and q.released_at is null and q.record_key = {})"
-            ).format(
+            sql.SQL("select count(*) from {}.{} as r where r._batch_id = %s and {}").format(
                 sql.Identifier(f"raw_{source}"),
                 sql.Identifier(table),
-                _key_sql(primary_key, alias="r"),
+                _in_quarantine(primary_key, "r"),
             ),
-            (batch_id, batch_id),
+            (batch_id,),
         )
         n = cur.fetchone()[0]
     wh.rollback()
@@ -554,7 +557,9 @@ def record(wh, gate: GateResult) -> None:
 VALIDATED = ("passed", "withheld", "published")  # withheld: passed, held back by a sibling
 
 
-def publish_run(wh, *, source: str, run_id: str, tables: list[str]) -> dict[str, int]:
+def publish_run(
+    wh, *, source: str, run_id: str, tables: list[str], manifest: SourceManifest | None = None
+) -> dict[str, int]:
     """Promote every validated batch of one run in a single transaction, or none of them.
 
     Staging reads published batches only, so the warehouse moves from one consistent state to
@@ -565,11 +570,10 @@ def publish_run(wh, *, source: str, run_id: str, tables: list[str]) -> dict[str,
     batch's rows whose version a published batch already holds (a run that overlapped this one)
     are dropped first, so no version is published twice. A run already published is left as it
     is. Returns rows published per table (rows written less rows quarantined); {} when the run
-    was published before.
+    was published before. `manifest`: the source's, when the caller has it (a file source's
+    DAG); else read from dags/sources.
     """
-    from hdp.manifest import load_manifest
-
-    manifest = load_manifest(source)
+    manifest = manifest or load_manifest(source)
     with wh.cursor() as cur:
         cur.execute(
             "select pg_advisory_xact_lock(hashtext('hdp.publish'), hashtext(%s))", (source,)
@@ -664,8 +668,8 @@ def _drop_duplicates_before_publish(cur, manifest, table: str, batch_id: int) ->
             rows_written = rows_written - %s,
             rows_skipped = coalesce(rows_skipped, 0) + %s,
             rows_quarantined = (
-                select count(distinct record_key) from audit.row_issue
-                where batch_id = %s and action = 'quarantine' and released_at is null
+                select count(distinct record_key) from audit.quarantined_row
+                where batch_id = %s
             )
         where batch_id = %s
         """,
@@ -677,22 +681,25 @@ def _drop_duplicates_before_publish(cur, manifest, table: str, batch_id: int) ->
 
 
 def replay_quarantine(
-    wh, *, source: str, expectations_dir: Path, table: str | None = None
+    wh,
+    *,
+    source: str,
+    expectations_dir: Path,
+    table: str | None = None,
+    manifest: SourceManifest | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Re-check quarantined rows with the current catalogue, after a fix (of the check, or of
     the landed row by a data steward): rows that pass now, or whose check is gone or no longer
-    quarantines, are released and reach staging on the next dbt run.
+    quarantines, are released and reach staging on the next dbt run. `manifest`: the
+    source's, else read from dags/sources.
     Returns check id → (released, still quarantined)."""
-    from hdp.manifest import load_manifest
-
-    manifest = load_manifest(source)
+    manifest = manifest or load_manifest(source)
     catalogue = load_catalogue(expectations_dir, source)
     outcome: dict[str, tuple[int, int]] = {}
     with wh.cursor() as cur:
         cur.execute(
-            "select distinct table_name, check_id from audit.row_issue "
-            "where source = %s and action = 'quarantine' and released_at is null "
-            "and (%s::text is null or table_name = %s) order by 1, 2",
+            "select distinct table_name, check_id from audit.quarantined_row "
+            "where source = %s and (%s::text is null or table_name = %s) order by 1, 2",
             (source, table, table),
         )
         for table_name, check_id in cur.fetchall():
@@ -707,8 +714,8 @@ def replay_quarantine(
                 sql.SQL(
                     "update audit.row_issue as i set released_at = now(), "
                     "released_by = session_user "
-                    "where i.source = %s and i.table_name = %s and i.check_id = %s "
-                    "and i.action = 'quarantine' and i.released_at is null "
+                    "where i.issue_id in (select q.issue_id from audit.quarantined_row as q "
+                    "where q.source = %s and q.table_name = %s and q.check_id = %s) "
                     "and not exists (select 1 from {}.{} where _batch_id = i.batch_id "
                     "and {} = i.record_key and {})"
                 ).format(
@@ -721,8 +728,8 @@ def replay_quarantine(
             )
             released = cur.rowcount
             cur.execute(
-                "select count(*) from audit.row_issue where source = %s and table_name = %s "
-                "and check_id = %s and action = 'quarantine' and released_at is null",
+                "select count(*) from audit.quarantined_row where source = %s "
+                "and table_name = %s and check_id = %s",
                 (source, table_name, check_id),
             )
             outcome[check_id] = (released, cur.fetchone()[0])

@@ -168,6 +168,8 @@ def _grant_audit(cur) -> None:
     run(q("grant select, insert, update on audit.file_load to {}").format(_ident(LOADER)))
     run(q("grant select on audit.file_load to {}").format(_ident(TRANSFORMER)))
     run(q("grant select on audit.row_issue to {}").format(_ident(TRANSFORMER)))
+    # the rows held in quarantine (a view, invoker's rights): the gate and dbt's staging
+    run(q("grant select on audit.quarantined_row to {}").format(_ident(LOADER, TRANSFORMER)))
     run(q("grant usage, select on all sequences in schema audit to {}").format(_ident(LOADER)))
     run(
         q("grant select on audit.load_batch, audit.quality_result to {}").format(

@@ -79,8 +79,8 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                 )
                 row = cur.fetchone() or (None, None, None, 0, 0, None)
                 cur.execute(
-                    "select count(*) from audit.row_issue where source = %s and table_name = %s "
-                    "and action = 'quarantine' and released_at is null",
+                    "select count(*) from audit.quarantined_row "
+                    "where source = %s and table_name = %s",
                     (manifest.source, spec.name),
                 )
                 held = int(cur.fetchone()[0])

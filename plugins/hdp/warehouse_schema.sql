@@ -309,13 +309,34 @@ exception when others then
 end
 $$;
 
+-- Full-width ASCII (U+FF01..U+FF5E), the ideographic space (U+3000) and the no-break space
+-- (U+00A0) to their half-width forms, as typed by Chinese input methods. The one definition:
+-- dbt's macro to_halfwidth() calls it. A plain SQL function of immutable parts, so PostgreSQL
+-- inlines it into the calling query (no function call per row).
+create or replace function audit.to_halfwidth(value text) returns text
+language sql immutable parallel safe
+return translate(
+    value,
+    '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　 ',
+    '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~  '
+);
+
+-- A resident identity card number in canonical form: half-width, no white space, upper-case
+-- 'X'; '' as null. The gate's check and dbt's staging (macro normalize_cn_id_card) both call it.
+create or replace function audit.normalize_cn_id_card(value text) returns text
+language sql immutable parallel safe
+return nullif(upper(regexp_replace(audit.to_halfwidth(value), '\s+', '', 'g')), '');
+
 -- GB 11643-1999 resident identity card number: 17 digits, a valid birth date, and the check
--- character of ISO 7064 MOD 11-2.
+-- character of ISO 7064 MOD 11-2, after normalising (a full-width number typed by an input
+-- method is the same number). The one definition: the gate's row check
+-- his.patients.id_card_checksum and dbt's macro is_valid_cn_id_card() call it, so a number
+-- staging accepts never fails the gate's check.
 create or replace function audit.is_valid_cn_id_card(value text) returns boolean
 language plpgsql immutable parallel safe
 as $$
 declare
-    c text := upper(btrim(value));
+    c text := audit.normalize_cn_id_card(value);
     weights int[] := array[7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     total int := 0;
 begin
@@ -329,6 +350,29 @@ begin
         and audit.parse_cn_date(substr(c, 7, 8)) is not null;
 end
 $$;
+
+-- The key a row is quarantined under (audit.row_issue.record_key): its primary key columns as
+-- text, joined with '|' (a one-column key is the column's text). The one definition: the gate
+-- (hdp.quality) records keys with it and dbt's published_rows() matches rows with it, so a
+-- composite key means the same on both sides. Inlined by PostgreSQL (plain SQL, stable).
+create or replace function audit.record_key(variadic parts text[]) returns text
+language sql stable parallel safe
+return array_to_string(parts, '|');
+
+-- The rows held in quarantine: a row-level check with severity quarantine failed them, and no
+-- replay released them since. The one definition of the predicate: the gate leaves these rows
+-- out of its checks and counts, dbt's published_rows() leaves them out of staging. Invoker's
+-- rights: whoever reads it needs select on audit.row_issue (the loader and the transformer).
+create or replace view audit.quarantined_row with (security_invoker = true) as
+select
+    issue.issue_id,
+    issue.batch_id,
+    issue.source,
+    issue.table_name,
+    issue.record_key,
+    issue.check_id
+from audit.row_issue as issue
+where issue.action = 'quarantine' and issue.released_at is null;
 
 -- ---------------------------------------------------------------------------------------------
 -- File sources (issue 3; hdp.filedrop): the LIS's daily CSV drops.
@@ -353,34 +397,5 @@ create table if not exists audit.file_load (
     unique (source, sha256)
 );
 
--- The landing table of the LIS drops exists before the first drop so that dbt's staging can
--- build on an empty source. Every value is text as delivered (the gate and staging parse);
--- _line_no is the file's line; a line with the wrong number of fields keeps only its first
--- field (result_id) and its text in _raw_line, with _malformed, and the gate quarantines it.
--- hdp.filedrop verifies these columns against dags/sources/lis.yml before every load.
-create schema if not exists raw_lis;
-create table if not exists raw_lis.results (
-    result_id text,
-    order_id text,
-    patient_id text,
-    encounter_type text,
-    visit_id text,
-    admission_id text,
-    test_code text,
-    test_name text,
-    specimen text,
-    result_value text,
-    unit text,
-    reference_range text,
-    abnormal_flag text,
-    collected_at text,
-    reported_at text,
-    _batch_id bigint,
-    _extracted_at timestamp with time zone,
-    _source text,
-    _file_name text,
-    _line_no integer,
-    _malformed boolean,
-    _raw_line text
-);
-create index if not exists results_batch_brin on raw_lis.results using brin (_batch_id);
+-- Landing tables of file sources (raw_<source>.<table>) are not written here: set-up creates
+-- them from their manifests (dags/sources/<source>.yml; hdp.filedrop.ensure_landing_tables).
