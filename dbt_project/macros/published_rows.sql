@@ -32,7 +32,9 @@
     or a list of them; `relation`: the alias the columns belong to. -#}
 {% macro record_key(relation, key) -%}
     {%- set columns = [key] if key is string else key -%}
-    audit.record_key(
-        {%- for column in columns %}{{ relation }}.{{ column }}::text{% if not loop.last %}, {% endif %}{% endfor -%}
-    )
+    {%- set parts = [] -%}
+    {%- for column in columns -%}
+        {%- set _ = parts.append(relation ~ '.' ~ column ~ '::text') -%}
+    {%- endfor -%}
+    audit.record_key({{ parts | join(', ') }})
 {%- endmacro %}
