@@ -253,7 +253,7 @@ def test_up_serves_ui_on_loopback_and_down_leaves_nothing(airflow_env, cluster):
     env = {**os.environ}
     _register_dags_paused(airflow_env)
     up = subprocess.run(
-        [sys.executable, "-m", "hdp", "up"],
+        [sys.executable, "-m", "hdp_sim", "up"],  # what `make up` runs
         env=env,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """Master patient index (dbt int_mpi__*) against the simulator's truth, on a real PostgreSQL:
 pairwise precision and recall above floors, stable keys, never two valid card numbers in one
-person. The scores are computed by the same functions as `python -m hdp_bench.mpi bench`."""
+person. The scores are computed by the same functions as `python -m hdp_bench io mpi`."""
 
 from __future__ import annotations
 

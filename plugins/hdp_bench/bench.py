@@ -7,8 +7,8 @@ incremental run after 1% of rows change, Airflow/Cosmos against plain dbt, the e
 memory at two sizes and the end-to-end time at 1×, 2×, 4× of a base scale; prints a table and
 writes it as JSON (var/bench/<timestamp>.json).
 
-    python -m hdp_bench.bench --scale 1.0            # what `make bench` runs (BENCH_SCALE)
-    python -m hdp_bench.bench --quick                # a ~3-minute smoke run at scale 0.02
+    python -m hdp_bench io --scale 1.0            # what `make bench` runs (BENCH_SCALE)
+    python -m hdp_bench io --quick                # a ~3-minute smoke run at scale 0.02
 
 It drops and recreates the warehouse and source databases of its HDP_HOME, so it refuses the
 demo's state folder and any external server (HDP_PG_URL); by default it uses var/bench/home on
@@ -438,7 +438,8 @@ class Bench:
             [
                 sys.executable,
                 "-m",
-                "hdp_bench.bench",
+                "hdp_bench",
+                "io",
                 "--child",
                 name,
                 "--child-args",
@@ -1082,16 +1083,16 @@ def print_table(result: dict[str, Any], out: Path | None) -> None:
         console.print(f"JSON: {out}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hdp_bench.bench", description=__doc__.split("\n")[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="scale factor of the HIS source")
     parser.add_argument("--out", type=Path, help="JSON file (default var/bench/<timestamp>.json)")
     parser.add_argument("--quick", action="store_true", help="smoke run: scale 0.02, tiny subsets")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace) -> int:
+    """`python -m hdp_bench io`: every figure against its baseline, printed and kept as JSON."""
     _isolate()
     if args.child:
         print(json.dumps(CHILDREN[args.child](**json.loads(args.child_args))))
@@ -1116,7 +1117,3 @@ def main(argv: list[str] | None = None) -> int:
     print_table(result, out)
     # a failed measurement fails the command (its figure says "not measured" and why)
     return 1 if result["timings"].get("errors") else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,7 +9,7 @@ scores hdp.analytics.forecast.evaluate against the seasonal naive baseline.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 
 import pandas as pd
@@ -135,8 +135,7 @@ def _bench_table(evaluation: Evaluation, atc: Mapping[str, str], title: str):
     return table, results
 
 
-def bench(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hdp_bench forecast")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--scale", type=float, default=0.02)
     parser.add_argument("--holdout", type=int, default=6)
@@ -144,9 +143,12 @@ def bench(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", help=f"state folder (default {BENCH_HOME})")
     parser.add_argument("--port", help=f"PostgreSQL port (default {BENCH_PORT})")
     parser.add_argument("--keep", action="store_true", help="leave the bench cluster running")
-    args = parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace) -> int:
+    """`python -m hdp_bench forecast`: the forecast's error against the naive baseline's."""
     if args.years < 2:
-        parser.error("--years must be at least 2: the baseline needs a year before the holdout")
+        raise SystemExit("--years must be at least 2: the baseline needs a year before the holdout")
     _isolate_bench(args.home, args.port)
 
     import time

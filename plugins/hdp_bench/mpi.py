@@ -7,8 +7,8 @@ shares a patient_key. Precision = correct / predicted pairs, recall = correct / 
 overall and by the rule that put the pair together (id_card: both registrations carry the
 person's valid card number; probabilistic: at least one joined by score).
 
-    python -m hdp_bench.mpi bench                          # scale 0.1, 90 days, default defect rate
-    python -m hdp_bench.mpi bench --scale 0.3 --defect-rate 0.05
+    python -m hdp_bench mpi                          # scale 0.1, 90 days, default defect rate
+    python -m hdp_bench mpi --scale 0.3 --defect-rate 0.05
 
 The benchmark drops and recreates the databases of its own HDP_HOME (default var/bench-mpi) on
 its own port (default 55499), like hdp_bench.bench, and stops its cluster afterwards. It prints
@@ -329,17 +329,15 @@ def print_report(result: Mapping[str, object], title: str) -> None:
     console.print(", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hdp_bench.mpi", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="pairwise precision/recall against the simulator's truth")
-    bench.add_argument("--scale", type=float, default=0.1, help="scale of the simulated HIS")
-    bench.add_argument("--days", type=int, default=90, help="days of simulated history")
-    bench.add_argument("--defect-rate", type=float, default=0.01, help="share per defect kind")
-    bench.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=float, default=0.1, help="scale of the simulated HIS")
+    parser.add_argument("--days", type=int, default=90, help="days of simulated history")
+    parser.add_argument("--defect-rate", type=float, default=0.01, help="share per defect kind")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def command(args: argparse.Namespace) -> int:
+    """`python -m hdp_bench mpi`: pairwise precision/recall against the simulator's truth."""
     _isolate()
     import logging
 
@@ -357,7 +355,3 @@ def main(argv: list[str] | None = None) -> int:
         f"defect rate {args.defect_rate:g}, seed {args.seed}",
     )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,7 +19,7 @@ actuals), per drug and pooled.
 `forecast_table(conn, horizon)` fills `marts.mart_drug_forecast` from
 `marts.mart_drug_consumption_monthly`. The benchmark:
 
-    python -m hdp.analytics.forecast bench [--years 3 --scale 0.02 --holdout 6]
+    python -m hdp_bench forecast [--years 3 --scale 0.02 --holdout 6]   (plugins/hdp_bench)
 
 builds its own simulated HIS and pharmacy on its own HDP_HOME (default var/bench-forecast) and
 port (default 55492), never the demo's, and prints the errors of both methods side by side.

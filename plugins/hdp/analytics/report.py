@@ -443,7 +443,7 @@ def render_html(
             f"<p class='explain'>{html.escape(s.explanation)}</p>{s.body}</section>"
         )
     parts.append(
-        "<footer>Hospital data platform · forecast: python -m hdp.analytics.forecast · "
+        "<footer>Hospital data platform · forecast: hdp.analytics.forecast · "
         "figures aggregate drugs and departments only</footer></main></body></html>"
     )
     return "\n".join(parts)
