@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 
 from hdp.config import REPO_ROOT, load_settings
-from hdp.database import connect
 from hdp.manifest import load_manifest
+from hdp.warehouse.database import connect
 
 SOURCE = "pathology"  # a file source the platform library has never heard of
 # other column names than the LIS's, and a composite primary key (report, finding within it)
@@ -122,8 +122,8 @@ def _landing_schema(platform, schema: str) -> None:
 
 def _load_gate_publish(platform, manifest, expectations: Path, drops: Path):
     """The file DAG's load → gate → publish, as the loader, with the source's own catalogue."""
-    from hdp.filedrop import ingest_file, list_new_files, publish_files
-    from hdp.quality import validate_batch
+    from hdp.ingest.files import ingest_file, list_new_files, publish_files
+    from hdp.quality.gate import validate_batch
 
     spec = manifest.tables[0]
     wh = connect(platform.loader)
@@ -194,7 +194,7 @@ def _dbt_project(tmp_path: Path, model_sql: str) -> Path:
 
 
 def _run_dbt(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    from hdp.env import platform_env
+    from hdp.runtime.env import platform_env
 
     settings = load_settings()
     proc = subprocess.run(
@@ -252,7 +252,7 @@ def test_a_quarantined_row_of_a_composite_key_never_reaches_staging(platform, tm
     # released by a replay after the fix, the row is published like the others
     fixed = expectations / f"{SOURCE}.yml"
     fixed.write_text(CATALOGUE.replace("'G3')", "'G3', 'G9')"), encoding="utf-8")
-    from hdp.quality import replay_quarantine
+    from hdp.quality.gate import replay_quarantine
 
     wh = connect(platform.loader)
     outcome = replay_quarantine(wh, source=SOURCE, expectations_dir=expectations, manifest=manifest)
@@ -274,10 +274,10 @@ def _fullwidth(text: str) -> str:
 
 
 def test_a_full_width_card_number_passes_the_gate_as_staging_accepts_it(platform):
-    from hdp.dbt import run_dbt
-    from hdp.extract import extract_table
-    from hdp.quality import publish_run, validate_batch
-    from hdp.simulator import his
+    from hdp.ingest.extract import extract_table
+    from hdp.quality.gate import publish_run, validate_batch
+    from hdp.runtime.dbt import run_dbt
+    from hdp_sim import his
 
     owner = connect(platform.his_owner)
     his.generate(owner, his.SimConfig(seed=5, scale=0.01, history_days=7, defect_rate=0.0))
@@ -342,7 +342,6 @@ def test_no_landing_table_is_written_by_hand_in_the_warehouse_schema():
     hand_written = [
         f"{path.name}: {m.group(0)}"
         for path in schema_sql
-        if "simulator" not in path.parts and "hdp_sim" not in path.parts
         for m in re.finditer(
             r"create table[^(]*\braw_\w+\.\w+", path.read_text(encoding="utf-8"), re.I
         )
@@ -351,7 +350,7 @@ def test_no_landing_table_is_written_by_hand_in_the_warehouse_schema():
 
 
 def test_a_new_file_source_gets_its_landing_table_from_its_manifest(platform, tmp_path):
-    from hdp.filedrop import FILE_METADATA, ensure_landing_tables
+    from hdp.ingest.files import FILE_METADATA, ensure_landing_tables
 
     manifest, _, _ = _file_source(tmp_path)
     owner = connect(platform.warehouse)

@@ -28,7 +28,7 @@
 
 
 {#- The text key audit.row_issue records a row under: audit.record_key() of the key columns
-    (one definition, in the warehouse: plugins/hdp/warehouse_schema.sql). `key`: a column name
+    (one definition, in the warehouse: plugins/hdp/warehouse/schema.sql). `key`: a column name
     or a list of them; `relation`: the alias the columns belong to. -#}
 {% macro record_key(relation, key) -%}
     {%- set columns = [key] if key is string else key -%}

@@ -1,0 +1,401 @@
+-- Warehouse bootstrap: schemas and platform tables that exist before any load.
+-- Idempotent; applied by `python -m hdp db init` as the warehouse owner.
+create extension if not exists pgcrypto;
+-- levenshtein() for the master patient index's name comparison (dbt int_mpi__scored_pairs)
+create extension if not exists fuzzystrmatch;
+
+create schema if not exists audit;
+create schema if not exists hdp_private;
+
+-- One row per (source, table, DAG run): what was read, what was written, and the gate's verdict.
+-- dbt's staging models publish only rows of batches whose status is 'published'.
+create table if not exists audit.load_batch (
+    batch_id bigserial primary key,
+    source text not null,
+    table_name text not null,
+    run_id text not null,
+    low_watermark timestamp,
+    high_watermark timestamp,
+    rows_read bigint,
+    rows_written bigint,
+    status text not null default 'loading'
+        check (status in ('loading', 'loaded', 'passed', 'rejected', 'failed')),
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    duration_s double precision,
+    loaded_by text not null default current_user,
+    error text,
+    unique (source, table_name, run_id)
+);
+
+-- Every expectation result of every gate run (issue 5 builds history on it).
+create table if not exists audit.quality_result (
+    result_id bigserial primary key,
+    batch_id bigint not null references audit.load_batch (batch_id),
+    source text not null,
+    table_name text not null,
+    check_name text not null,
+    column_name text,
+    success boolean not null,
+    observed_value text,
+    expected text,
+    checked_at timestamptz not null default now()
+);
+
+-- Keyed pseudonyms: the key lives in a table only the platform owner reads,
+-- so it never appears in SQL text, dbt's compiled models or logs.
+create table if not exists hdp_private.pseudonym_key (
+    id boolean primary key default true check (id),
+    key_bytes bytea not null
+);
+
+create or replace function hdp_private.pseudonym(value text) returns text
+language sql stable security definer
+set search_path = pg_catalog, public
+set row_security = off
+as $$
+    select case when value is null then null
+        else encode(hmac(convert_to(value, 'UTF8'), k.key_bytes, 'sha256'), 'hex') end
+    from hdp_private.pseudonym_key as k
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Patient data protection (issue 6; docs/security.md). Roles and grants: security.py.
+-- ---------------------------------------------------------------------------------------------
+
+-- The schemas dbt and the loader write into exist before any run, so that the platform's
+-- grants and default privileges (security.py) can name them; dbt's and the extractor's
+-- `create schema if not exists` are then no-ops.
+create schema if not exists raw_his;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create schema if not exists marts;
+create schema if not exists reference;
+
+-- Who loaded a batch: the login (session_user), not a group role it switched to.
+alter table audit.load_batch alter column loaded_by set default session_user;
+
+-- Key versions: rotation (security.rotate_pseudonym_key) bumps it; old keys are not kept.
+alter table hdp_private.pseudonym_key add column if not exists key_version integer not null
+default 1;
+alter table hdp_private.pseudonym_key add column if not exists rotated_at timestamptz;
+
+-- The one place clear identifiers persist outside the landing schema: one row per HIS
+-- registration, each identifier encrypted with pgp_sym_encrypt (AES-256) under the identity
+-- key, which the database never stores (it arrives per session by COPY; security.py).
+create table if not exists hdp_private.patient_identity (
+    source text not null,
+    patient_id bigint not null,
+    patient_key text,
+    mrn bytea,
+    name bytea,
+    id_card_no bytea,
+    phone bytea,
+    address bytea,
+    refreshed_at timestamptz not null default now(),
+    primary key (source, patient_id)
+);
+
+-- Every re-identification (decrypting hdp_private.patient_identity): who, when, whom, why.
+create table if not exists audit.identity_access (
+    access_id bigserial primary key,
+    accessed_by text not null default session_user,
+    accessed_at timestamptz not null default now(),
+    patient_key text not null,
+    purpose text not null
+);
+
+-- Every dbt model build of the marts (macro record_transform): who built what, when.
+create table if not exists audit.transform_run (
+    transform_id bigserial primary key,
+    invocation_id text not null,
+    model text not null,
+    row_count bigint,
+    built_by text not null default session_user,
+    built_at timestamptz not null default now()
+);
+
+-- Every pseudonym key rotation (never the key itself).
+create table if not exists audit.key_rotation (
+    rotation_id bigserial primary key,
+    key_version integer not null,
+    rotated_by text not null default session_user,
+    rotated_at timestamptz not null default now()
+);
+
+-- Department-level analysts: which departments (dim_department.department_key) each login
+-- sees in the marts. Row-level security on the facts reads it (macro enable_department_rls);
+-- each analyst reads only their own mapping rows.
+create table if not exists audit.analyst_department (
+    role_name text not null,
+    dept_code text not null,
+    primary key (role_name, dept_code)
+);
+alter table audit.analyst_department enable row level security;
+drop policy if exists own_rows on audit.analyst_department;
+create policy own_rows on audit.analyst_department for select using (role_name = current_user);
+
+-- Functions are executable by PUBLIC by default; the pseudonym function is granted explicitly.
+revoke all on all functions in schema hdp_private from public;
+
+-- Privileged code (the owner's jobs, SECURITY DEFINER functions) reads tables that a service
+-- role owns: the loader's raw_* and the transformer's models. Their owner can hook code to them
+-- that would run with the reader's rights: a policy (owner code runs with row_security = off,
+-- so a planted policy raises instead of running), a view in its place, or a column of a type of
+-- its own whose casts or operators it wrote. This lock-and-check refuses the last two: the
+-- relation must be a plain table of built-in column types, and the ACCESS SHARE lock held to
+-- the end of the transaction keeps it so (ALTER, DROP and RENAME wait for it). The name is
+-- never a value of a row.
+create or replace function audit.require_plain_table(relation text) returns void
+language plpgsql volatile
+set search_path = pg_catalog
+as $$
+declare
+    rel regclass := to_regclass(relation);
+begin
+    if rel is null then
+        raise exception 'relation % does not exist', relation using errcode = '42P01';
+    end if;
+    execute format('lock table %s in access share mode', rel);
+    if (select c.relkind from pg_class as c where c.oid = rel) not in ('r', 'p') then
+        raise exception 'privileged code refuses %: not a table (a view or another relation '
+            'could run its owner''s code with higher rights)', relation
+            using errcode = '42809';
+    end if;
+    if exists (
+        select 1 from pg_attribute as a
+        inner join pg_type as t on a.atttypid = t.oid
+        where a.attrelid = rel and a.attnum > 0 and not a.attisdropped
+            and t.typnamespace <> 'pg_catalog'::regnamespace
+    ) then
+        raise exception 'privileged code refuses %: not a table of built-in column types '
+            '(a type of its own could run its owner''s code with higher rights)', relation
+            using errcode = '42809';
+    end if;
+end
+$$;
+revoke all on function audit.require_plain_table(text) from public;
+
+-- The patients a department analyst may see in dim_patient: those with an encounter in one of
+-- their departments. SECURITY DEFINER so it can read the facts unfiltered and the whole mapping,
+-- keyed on the login (session_user); plpgsql so marts.fct_encounter need not exist yet. The
+-- facts belong to the transformer: row_security = off and the plain-table check keep code it
+-- could attach to them from running with the owner's rights.
+create or replace function audit.analyst_patient_keys() returns setof text
+language plpgsql stable security definer
+set search_path = pg_catalog
+set row_security = off
+as $$
+begin
+    perform audit.require_plain_table('marts.fct_encounter');
+    return query
+        select distinct e.patient_key
+        from marts.fct_encounter as e
+        inner join audit.analyst_department as d on e.department_key = d.dept_code
+        where d.role_name = session_user;
+end
+$$;
+revoke all on function audit.analyst_patient_keys() from public;
+
+-- ANALYZE needs the table's owner (PostgreSQL 15); the loader keeps the planner's statistics of
+-- the load audit current through this function after each gate (dbt's staging joins on it).
+create or replace function audit.analyze_load_batch() returns void
+language plpgsql security definer
+set search_path = pg_catalog
+set row_security = off
+as $$
+begin
+    analyze audit.load_batch;
+end
+$$;
+revoke all on function audit.analyze_load_batch() from public;
+
+-- ---------------------------------------------------------------------------------------------
+-- Write-audit-publish, row-level quarantine and the checks catalogue (issue 5; hdp.quality).
+-- ---------------------------------------------------------------------------------------------
+
+-- A batch is extracted (loaded), validated (passed | rejected), then published with every other
+-- table of its run in one transaction (published), or held back because a sibling failed
+-- (withheld). Staging reads published batches only.
+alter table audit.load_batch drop constraint if exists load_batch_status_check;
+alter table audit.load_batch add constraint load_batch_status_check check (
+    status in ('loading', 'loaded', 'passed', 'rejected', 'failed', 'published', 'withheld')
+);
+alter table audit.load_batch add column if not exists rows_quarantined bigint;
+alter table audit.load_batch add column if not exists published_at timestamptz;
+
+-- Rows an extract read again in its look-back window (or that an overlapping run published
+-- first) whose version (primary key, watermark) a published batch already holds: not stored
+-- again. rows_written = rows_read - rows_skipped; the gate reconciles with that.
+alter table audit.load_batch add column if not exists rows_skipped bigint;
+
+-- A published batch is immutable (issue 12): a rerun of its run must not reopen it, move its
+-- interval or change its counts (hdp.extract never tries; this holds for any other code too).
+create or replace function audit.keep_published_batch() returns trigger
+language plpgsql
+set search_path = pg_catalog
+as $$
+begin
+    if old.status = 'published'
+        and (new.status, new.low_watermark, new.high_watermark, new.rows_written)
+        is distinct from (old.status, old.low_watermark, old.high_watermark, old.rows_written)
+    then
+        raise exception 'batch % of %.% (run %) is published: a published batch is immutable',
+            old.batch_id, old.source, old.table_name, old.run_id;
+    end if;
+    return new;
+end
+$$;
+drop trigger if exists keep_published_batch on audit.load_batch;
+create trigger keep_published_batch before update on audit.load_batch
+for each row execute function audit.keep_published_batch();
+
+-- Each check result names its catalogue entry (expectations/<source>.yml).
+alter table audit.quality_result add column if not exists check_id text;
+alter table audit.quality_result add column if not exists category text;
+alter table audit.quality_result add column if not exists severity text;
+alter table audit.quality_result add column if not exists threshold text;
+alter table audit.quality_result add column if not exists status text;
+
+-- Rows that failed a row-level check: the row's key, the check and the kind of fault, never
+-- the offending value. action quarantine: the row is not published until released (replay);
+-- action warn: the row proceeds and is only counted.
+create table if not exists audit.row_issue (
+    issue_id bigserial primary key,
+    batch_id bigint not null references audit.load_batch (batch_id),
+    source text not null,
+    table_name text not null,
+    record_key text not null,
+    check_id text not null,
+    column_name text,
+    category text not null,
+    action text not null check (action in ('quarantine', 'warn')),
+    detected_at timestamptz not null default now(),
+    released_at timestamptz,
+    released_by text
+);
+create index if not exists row_issue_batch_idx on audit.row_issue (batch_id, table_name);
+
+-- When each source last delivered rows, checked against its deadline (manifest `freshness`).
+create table if not exists audit.freshness_check (
+    check_id bigserial primary key,
+    source text not null,
+    run_id text not null,
+    last_delivery timestamptz,
+    age_hours double precision,
+    max_age_hours double precision not null,
+    is_stale boolean not null,
+    checked_at timestamptz not null default now()
+);
+
+-- Helpers the row-level checks call (SQL conditions in expectations/<source>.yml).
+-- Dates as HIS front ends write them: 1980-01-02, 1980/1/2, 1980.1.2, 19800102; else null.
+create or replace function audit.parse_cn_date(value text) returns date
+language plpgsql immutable parallel safe
+as $$
+declare
+    t text := btrim(value);
+    parts text[];
+begin
+    if t ~ '^[0-9]{8}$' then
+        return make_date(substr(t, 1, 4)::int, substr(t, 5, 2)::int, substr(t, 7, 2)::int);
+    elsif t ~ '^[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}$' then
+        parts := regexp_split_to_array(t, '[-/.]');
+        return make_date(parts[1]::int, parts[2]::int, parts[3]::int);
+    end if;
+    return null;
+exception when others then
+    return null;
+end
+$$;
+
+-- Full-width ASCII (U+FF01..U+FF5E), the ideographic space (U+3000) and the no-break space
+-- (U+00A0) to their half-width forms, as typed by Chinese input methods. The one definition:
+-- dbt's macro to_halfwidth() calls it. A plain SQL function of immutable parts, so PostgreSQL
+-- inlines it into the calling query (no function call per row).
+create or replace function audit.to_halfwidth(value text) returns text
+language sql immutable parallel safe
+return translate(
+    value,
+    '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　 ',
+    '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~  '
+);
+
+-- A resident identity card number in canonical form: half-width, no white space, upper-case
+-- 'X'; '' as null. The gate's check and dbt's staging (macro normalize_cn_id_card) both call it.
+create or replace function audit.normalize_cn_id_card(value text) returns text
+language sql immutable parallel safe
+return nullif(upper(regexp_replace(audit.to_halfwidth(value), '\s+', '', 'g')), '');
+
+-- GB 11643-1999 resident identity card number: 17 digits, a valid birth date, and the check
+-- character of ISO 7064 MOD 11-2, after normalising (a full-width number typed by an input
+-- method is the same number). The one definition: the gate's row check
+-- his.patients.id_card_checksum and dbt's macro is_valid_cn_id_card() call it, so a number
+-- staging accepts never fails the gate's check.
+create or replace function audit.is_valid_cn_id_card(value text) returns boolean
+language plpgsql immutable parallel safe
+as $$
+declare
+    c text := audit.normalize_cn_id_card(value);
+    weights int[] := array[7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    total int := 0;
+begin
+    if c is null or c !~ '^[0-9]{17}[0-9X]$' then
+        return false;
+    end if;
+    for i in 1..17 loop
+        total := total + weights[i] * substr(c, i, 1)::int;
+    end loop;
+    return substr('10X98765432', total % 11 + 1, 1) = substr(c, 18, 1)
+        and audit.parse_cn_date(substr(c, 7, 8)) is not null;
+end
+$$;
+
+-- The key a row is quarantined under (audit.row_issue.record_key): its primary key columns as
+-- text, joined with '|' (a one-column key is the column's text). The one definition: the gate
+-- (hdp.quality.gate) records keys with it and dbt's published_rows() matches rows with it, so a
+-- composite key means the same on both sides. Inlined by PostgreSQL (plain SQL, stable).
+create or replace function audit.record_key(variadic parts text[]) returns text
+language sql stable parallel safe
+return array_to_string(parts, '|');
+
+-- The rows held in quarantine: a row-level check with severity quarantine failed them, and no
+-- replay released them since. The one definition of the predicate: the gate leaves these rows
+-- out of its checks and counts, dbt's published_rows() leaves them out of staging. Invoker's
+-- rights: whoever reads it needs select on audit.row_issue (the loader and the transformer).
+create or replace view audit.quarantined_row with (security_invoker = true) as
+select
+    issue.issue_id,
+    issue.batch_id,
+    issue.source,
+    issue.table_name,
+    issue.record_key,
+    issue.check_id
+from audit.row_issue as issue
+where issue.action = 'quarantine' and issue.released_at is null;
+
+-- ---------------------------------------------------------------------------------------------
+-- File sources (issue 3; hdp.filedrop): the LIS's daily CSV drops.
+-- ---------------------------------------------------------------------------------------------
+
+-- One row per distinct file content (sha256) a file source delivered: loaded once, whatever its
+-- name; the same name with other bytes is a new delivery. status: loading | loaded (its batch
+-- then goes through the gate and publish in audit.load_batch) | refused (undecodable or
+-- another header: nothing of it is loaded, error says why).
+create table if not exists audit.file_load (
+    file_load_id bigserial primary key,
+    source text not null,
+    file_name text not null,
+    sha256 text not null,
+    batch_id bigint references audit.load_batch (batch_id),
+    encoding text,
+    rows bigint,
+    rows_malformed bigint,
+    status text not null check (status in ('loading', 'loaded', 'refused')),
+    error text,
+    loaded_at timestamptz not null default now(),
+    unique (source, sha256)
+);
+
+-- Landing tables of file sources (raw_<source>.<table>) are not written here: set-up creates
+-- them from their manifests (dags/sources/<source>.yml; hdp.ingest.files.ensure_landing_tables).
