@@ -7,31 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetAny, Param, dag, get_current_context, task
+from airflow.sdk import AssetAny, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from hdp.config import load_settings
 from hdp.manifest import SourceManifest, all_manifests, load_manifest
+from hdp.orchestration.assets import marts_asset, raw_asset
 from hdp.orchestration.common import (
     START_DATE,
     WAREHOUSE_CONN_ID,
     connection_login,
     default_args,
 )
-
-
-def raw_asset(source: str) -> Asset:
-    """Asset updated when a run of raw_<source> is published (every table validated)."""
-    return Asset(f"hdp://warehouse/raw_{source}", group="raw")
-
-
-def marts_asset() -> Asset:
-    """Asset updated when the transform has built and tested every model."""
-    return Asset("hdp://warehouse/marts", group="marts")
-
-
-class QualityGateFailed(AirflowFailException):
-    """A gate's verdict on the data (never retried); its message names checks, not values."""
 
 
 def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
@@ -83,7 +70,9 @@ def _refusal(manifest: SourceManifest, table: str, exc: BaseException) -> str:
 
 
 def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
-    from hdp.quality.gate import QualityGateFailed as GateFailed
+    """The gate task. A failed gate raises hdp.quality.gate.QualityGateFailed, the one class of
+    a gate's verdict (hdp.orchestration.notify recognises it): a verdict on the data, which a
+    retry would not change, so every gate task runs with retries=0."""
     from hdp.quality.gate import validate_batch
     from hdp.warehouse.database import connect
 
@@ -107,9 +96,6 @@ def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
             table=loaded["table"],
             primary_key=list(manifest.table(loaded["table"]).primary_key),
         )
-    except GateFailed as exc:
-        # a failed gate is a verdict on the data: retrying would not change it
-        raise QualityGateFailed(str(exc)) from exc
     finally:
         wh.close()
     return {**loaded, "checks": len(result.checks), "quarantined": result.rows_quarantined}

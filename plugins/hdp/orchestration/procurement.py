@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from hdp.config import load_settings
+from hdp.orchestration.assets import marts_asset
 from hdp.orchestration.common import START_DATE, WAREHOUSE_CONN_ID, connection_login, default_args
 
-MARTS_ASSET = Asset("hdp://warehouse/marts", group="marts")
 FORECAST_HORIZON = 6  # months
 
 
@@ -80,7 +80,7 @@ def build_procurement_report_dag():
     @dag(
         dag_id="hdp_procurement_report",
         description="Demand forecast per drug, then the procurement report (static HTML)",
-        schedule=[MARTS_ASSET],  # after every transform; manual runs work too
+        schedule=[marts_asset()],  # after every transform; manual runs work too
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
