@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HDP := $(BIN)/python -m hdp
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test up down stop lint lock clean browser summary bench forecast-bench
+.PHONY: install demo test test-fast up down stop lint lock clean browser summary bench forecast-bench
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: install
 # :55433, Airflow's metadata on a socket only).
 test: install browser
 	@$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
+
+# The unit tier alone (no database, no server; tests/conftest.py assigns the tiers): a minute.
+test-fast: install
+	@$(BIN)/pytest -q -m unit --durations=10 $(PYTEST_ARGS)
 
 # Headless Chromium for the UI screenshot tests (Debian's package; installed when root).
 browser:
