@@ -5,6 +5,7 @@ Tests use their own HDP_HOME (var/test) and port, so they never touch the demo's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -90,6 +91,127 @@ def reset_platform_databases(pg_admin_dsn: str) -> None:
             )
     admin.close()
     init_databases(lg)
+
+
+# ------------------------------------------------------------- one built warehouse per session
+# The simulation every read-mostly module asserts on (HIS and pharmacy, seed 7, 60 days at scale
+# 0.02): simulated, ingested, seeded and built once, then kept as template databases. A module
+# restores its own copy from them in seconds (`create database ... template`, a file copy)
+# instead of rebuilding for minutes, so what one module changes never reaches the next.
+SNAPSHOT_PREFIX = "snap_"
+# files on disk that a module may change and the copied databases must agree with
+SNAPSHOT_SECRETS = ("pseudonym_key",)
+
+
+def _platform_databases(lg) -> tuple[tuple[str, str], ...]:
+    """(database, owner) of the warehouse and the simulated sources."""
+    return tuple(
+        (login.dbname, login.user) for login in (lg.warehouse, lg.his_owner, lg.pharmacy_owner)
+    )
+
+
+def _database_grants(cur, name: str) -> list[tuple[str, str]]:
+    """(grantee or PUBLIC, privilege) on a database: CREATE DATABASE copies none of them."""
+    cur.execute(
+        "select coalesce(r.rolname, 'PUBLIC'), a.privilege_type from pg_database d "
+        "cross join lateral aclexplode(d.datacl) a left join pg_roles r on r.oid = a.grantee "
+        "where d.datname = %s and a.grantee <> d.datdba",
+        (name,),
+    )
+    return cur.fetchall()
+
+
+def _copy_database(cur, source: str, target: str, owner: str, grants) -> None:
+    """`target` becomes a copy of `source` (owner and database grants as given)."""
+    cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target)))
+    cur.execute(  # a template must have no other session
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (source,)
+    )
+    cur.execute(
+        sql.SQL("create database {} owner {} template {}").format(
+            sql.Identifier(target), sql.Identifier(owner), sql.Identifier(source)
+        )
+    )
+    cur.execute(sql.SQL("revoke all on database {} from public").format(sql.Identifier(target)))
+    for grantee, privilege in grants:
+        who = sql.SQL("public") if grantee == "PUBLIC" else sql.Identifier(grantee)
+        cur.execute(
+            sql.SQL("grant {} on database {} to {}").format(
+                sql.SQL(privilege), sql.Identifier(target), who
+            )
+        )
+
+
+class WarehouseSnapshot:
+    """The built platform databases kept as templates, and the secret files that go with them."""
+
+    def __init__(self, pg_admin_dsn: str, lg, build) -> None:
+        from hdp.config import load_settings
+
+        self.admin_dsn, self.logins, self.build = pg_admin_dsn, lg, build
+        self.secrets_dir = load_settings().secrets_dir
+        self.secrets = {n: (self.secrets_dir / n).read_bytes() for n in SNAPSHOT_SECRETS}
+        self.grants: dict[str, list[tuple[str, str]]] = {}
+        with _admin_cursor(self.admin_dsn) as cur:
+            for name, owner in _platform_databases(lg):
+                self.grants[name] = _database_grants(cur, name)
+                _copy_database(cur, name, SNAPSHOT_PREFIX + name, owner, [])
+
+    def restore(self):
+        """The platform databases as they were built, and their secret files; returns the
+        logins and the build's dbt output."""
+        with _admin_cursor(self.admin_dsn) as cur:
+            for name, owner in _platform_databases(self.logins):
+                _copy_database(cur, SNAPSHOT_PREFIX + name, name, owner, self.grants[name])
+        for name, content in self.secrets.items():
+            path = self.secrets_dir / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            path.chmod(0o600)
+        return self.logins, self.build
+
+
+@contextlib.contextmanager
+def _admin_cursor(dsn: str) -> Iterator:
+    """An autocommit cursor of the cluster's administrator (CREATE/DROP DATABASE)."""
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            yield cur
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def warehouse_snapshot(cluster, pg_admin_dsn) -> WarehouseSnapshot:
+    """Simulate the HIS and the pharmacy, ingest both through the gate, `dbt seed` and
+    `dbt build` once per session; kept as template databases."""
+    from hdp.database import connect, logins
+    from hdp.dbt import run_dbt
+    from hdp.quality import GateResult
+    from hdp.simulator import his, pharmacy
+    from tests.pipeline import ingest, ingest_source
+
+    reset_platform_databases(pg_admin_dsn)
+    lg = logins()
+    his_owner, pharmacy_owner = connect(lg.his_owner), connect(lg.pharmacy_owner)
+    his.generate(his_owner, his.SimConfig(seed=7, scale=0.02, history_days=60))
+    pharmacy.generate(pharmacy_owner, his_owner, pharmacy.PharmacyConfig(seed=7))
+    his_owner.close()
+    pharmacy_owner.close()
+    for outcome in (ingest(lg, "run-1"), ingest_source(lg, "pharmacy", "run-1")):
+        assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
+    run_dbt("seed")
+    build = run_dbt("build")
+    return WarehouseSnapshot(pg_admin_dsn, lg, build)
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(warehouse_snapshot: WarehouseSnapshot):
+    """A module's own copy of the session's built warehouse: (logins, dbt build output)."""
+    return warehouse_snapshot.restore()
 
 
 @pytest.fixture(scope="module")
