@@ -28,8 +28,9 @@ def _worker_port(name: str, default: str) -> str:
     return str(base if _WORKER_INDEX is None else base + WORKER_PORT_STRIDE * _WORKER_INDEX)
 
 
-_HOME_NAME = "test" if _WORKER_INDEX is None else f"test-{_WORKER}"
-os.environ.setdefault("HDP_HOME", str(REPO / "var" / _HOME_NAME))
+# a worker inherits the controller's HDP_HOME: its own is that folder with the worker's name
+_HOME = os.environ.get("HDP_HOME", str(REPO / "var" / "test"))
+os.environ["HDP_HOME"] = _HOME if _WORKER_INDEX is None else f"{_HOME}-{_WORKER}"
 os.environ["HDP_PG_PORT"] = _worker_port("HDP_PG_PORT", "55433")
 os.environ["HDP_AIRFLOW_PORT"] = _worker_port("HDP_AIRFLOW_PORT", "18081")
 os.environ["HDP_BENCH_TEST_PG_PORT"] = _worker_port("HDP_BENCH_TEST_PG_PORT", "55435")
