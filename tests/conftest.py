@@ -40,7 +40,7 @@ import psycopg2  # noqa: E402
 from psycopg2 import sql  # noqa: E402
 
 from hdp.config import load_settings  # noqa: E402
-from hdp.pgcluster import Cluster, stop_embedded  # noqa: E402
+from hdp.warehouse.clusters import Cluster, stop_embedded  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ def fresh_db(pg_admin_dsn: str) -> Iterator[str]:
 
 def reset_platform_databases(pg_admin_dsn: str) -> None:
     """Drop the platform's source and warehouse databases and create them anew."""
-    from hdp.database import init_databases, logins
+    from hdp_sim.sources import init_databases, logins
 
     lg = logins()
     admin = psycopg2.connect(pg_admin_dsn)
@@ -147,8 +147,6 @@ class WarehouseSnapshot:
     """The built platform databases kept as templates, and the secret files that go with them."""
 
     def __init__(self, pg_admin_dsn: str, lg, build) -> None:
-        from hdp.config import load_settings
-
         self.admin_dsn, self.logins, self.build = pg_admin_dsn, lg, build
         self.secrets_dir = load_settings().secrets_dir
         self.secrets = {n: (self.secrets_dir / n).read_bytes() for n in SNAPSHOT_SECRETS}
@@ -189,10 +187,11 @@ def _admin_cursor(dsn: str) -> Iterator:
 def warehouse_snapshot(cluster, pg_admin_dsn) -> WarehouseSnapshot:
     """Simulate the HIS and the pharmacy, ingest both through the gate, `dbt seed` and
     `dbt build` once per session; kept as template databases."""
-    from hdp.database import connect, logins
-    from hdp.dbt import run_dbt
-    from hdp.quality import GateResult
-    from hdp.simulator import his, pharmacy
+    from hdp.quality.gate import GateResult
+    from hdp.runtime.dbt import run_dbt
+    from hdp.warehouse.database import connect
+    from hdp_sim import his, pharmacy
+    from hdp_sim.sources import logins
     from tests.pipeline import ingest, ingest_source
 
     reset_platform_databases(pg_admin_dsn)
@@ -219,7 +218,8 @@ def built_warehouse(warehouse_snapshot: WarehouseSnapshot):
 def airflow_env(cluster, pg_admin_dsn):
     """Fresh platform databases and the environment of a prepared Airflow (connections
     registered, metadata migrated), shared by a module's real DAG runs."""
-    from hdp.orchestrate import _env, prepare
+    from hdp.runtime.airflow import prepare
+    from hdp.runtime.airflow import process_env as _env
 
     reset_platform_databases(pg_admin_dsn)
     env = _env()
@@ -230,7 +230,7 @@ def airflow_env(cluster, pg_admin_dsn):
 @pytest.fixture
 def platform(pg_admin_dsn: str):
     """Empty platform databases (his source with schema, warehouse with audit tables)."""
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     reset_platform_databases(pg_admin_dsn)
     return logins()
@@ -249,6 +249,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_compose": "unit",
     "test_forecast": "unit",
     "test_idcard": "unit",
+    "test_layout": "unit",
     "test_lint": "unit",
     "test_notify": "unit",
     "test_extract": "integration",

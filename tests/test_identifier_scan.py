@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from psycopg2 import errors, sql
 
-from hdp import security
 from hdp.config import load_settings
-from hdp.database import Login, connect
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
 
 # schemas an identifier may live in: the landing, staging's views over it and the encrypted
 # identity store (the patient index in intermediate keeps keyed HMACs only)
@@ -128,7 +128,7 @@ def test_the_scan_finds_identifiers_where_they_are(identifiers, pipeline):
 
 
 def _files_to_scan() -> list[Path]:
-    from hdp.pgcluster import Cluster
+    from hdp.warehouse.clusters import Cluster
 
     settings = load_settings()
     cluster = Cluster.for_home(settings.home, settings.pg_port)

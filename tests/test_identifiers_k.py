@@ -22,10 +22,10 @@ from dataclasses import replace
 import pytest
 from psycopg2 import sql
 
-from hdp import security
-from hdp.database import Login, connect
-from hdp.dbt import run_dbt
-from hdp.simulator.reference import REGIONS
+from hdp.runtime.dbt import run_dbt
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
+from hdp_sim.reference import REGIONS
 from tests.test_identifier_scan import Identifiers, simulated_identifiers
 
 K = int(os.environ.get("HDP_K_ANONYMITY", "5"))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.simulator import pharmacy
+from hdp.warehouse.database import connect
+from hdp_sim import pharmacy
 
 PHARMACY_MARTS = (
     "dim_medication",

@@ -10,9 +10,10 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from hdp import security
-from hdp.database import Login, connect, init_databases
-from hdp.dbt import run_dbt
+from hdp.runtime.dbt import run_dbt
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
+from hdp_sim.sources import init_databases
 
 LOGINS = {
     "t_loader": security.LOADER,

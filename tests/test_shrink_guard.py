@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.dbt import run_dbt
+from hdp.runtime.dbt import run_dbt
+from hdp.warehouse.database import connect
 from tests.pipeline import marts_fingerprint
 
 # dim_patient and what it is built from: enough to see the guard, a fraction of a full build

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.dbt import run_dbt
-from hdp.quality import QualityGateFailed
+from hdp.quality.gate import QualityGateFailed
+from hdp.runtime.dbt import run_dbt
+from hdp.warehouse.database import connect
 from tests.pipeline import ingest, marts_fingerprint
 
 
