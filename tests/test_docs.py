@@ -14,7 +14,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "dbt_project" / "models"
 PLATFORM = REPO / "plugins" / "hdp"
-DOCS = [REPO / "README.md", REPO / "dbt_project" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [
+    REPO / "README.md",
+    REPO / "dbt_project" / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+]
 INCREMENTAL = re.compile(r"materialized\s*=\s*['\"]incremental['\"]")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
