@@ -4,6 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HDP := $(BIN)/python -m hdp
+# the demo's simulated sources (plugins/hdp_sim): `make demo` and `make up` set them up first
+SIM := $(BIN)/python -m hdp_sim
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test up down stop lint lock clean browser summary bench forecast-bench
@@ -25,7 +27,7 @@ lock:
 
 # Run the platform's main job end to end on the embedded PostgreSQL, through Airflow.
 demo: install
-	@$(HDP) demo
+	@$(SIM) demo
 
 # Every test against real PostgreSQL, dbt, GX and Airflow (its own clusters: the warehouse on
 # :55433, Airflow's metadata on a socket only).
@@ -41,7 +43,7 @@ browser:
 
 # Airflow UI on 127.0.0.1 with the DAGs scheduled daily; `make down` stops everything.
 up: install
-	@$(HDP) up
+	@$(SIM) up
 
 down:
 	@if [ -x $(BIN)/python ]; then $(HDP) down; fi
@@ -50,6 +52,8 @@ lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros --disable-progress-bar
+	@# the layers of plugins/hdp, and nothing of the platform imports the demo or the benchmarks
+	@$(BIN)/lint-imports .importlinter
 
 summary: install
 	@$(HDP) summary
@@ -72,9 +76,9 @@ $(BENCH_STAMP): requirements/bench.lock
 
 .PHONY: bench
 bench: install $(BENCH_STAMP)
-	@$(BIN)/python -m hdp.bench --scale $(BENCH_SCALE) $(BENCH_ARGS)
+	@$(BIN)/python -m hdp_bench io --scale $(BENCH_SCALE) $(BENCH_ARGS)
 
 # Demand forecast against "same month last year" on a simulated 3-year history (own cluster
 # var/bench-forecast on 127.0.0.1:55492; about 4 min). FORECAST_ARGS="--years 4 --holdout 12".
 forecast-bench: install
-	@$(BIN)/python -m hdp.forecast bench $(FORECAST_ARGS)
+	@$(BIN)/python -m hdp_bench forecast $(FORECAST_ARGS)

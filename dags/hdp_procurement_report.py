@@ -1,5 +1,5 @@
 """Airflow DAG: demand forecast and the procurement report, after every transform of the marts."""
 
-from hdp.procurement import build_procurement_report_dag
+from hdp.orchestration.procurement import build_procurement_report_dag
 
 dag = build_procurement_report_dag()

@@ -1,5 +1,5 @@
 """Airflow DAG: dbt transform to the star schema, triggered by gated raw assets (Cosmos)."""
 
-from hdp.dags import build_transform_dag
+from hdp.orchestration.dags import build_transform_dag
 
 dag = build_transform_dag()

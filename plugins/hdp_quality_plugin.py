@@ -1,4 +1,4 @@
-"""Airflow plugin: the data-quality page (hdp.quality_app) inside the Airflow UI."""
+"""Airflow plugin: the data-quality page (hdp.orchestration.quality_app) inside the Airflow UI."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from hdp.quality_app import app
+from hdp.orchestration.quality_app import app
 
 
 class HdpQualityPlugin(AirflowPlugin):

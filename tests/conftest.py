@@ -22,7 +22,7 @@ import psycopg2  # noqa: E402
 from psycopg2 import sql  # noqa: E402
 
 from hdp.config import load_settings  # noqa: E402
-from hdp.pgcluster import Cluster, stop_embedded  # noqa: E402
+from hdp.warehouse.clusters import Cluster, stop_embedded  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +62,7 @@ def fresh_db(pg_admin_dsn: str) -> Iterator[str]:
 
 def reset_platform_databases(pg_admin_dsn: str) -> None:
     """Drop the platform's source and warehouse databases and create them anew."""
-    from hdp.database import init_databases, logins
+    from hdp_sim.sources import init_databases, logins
 
     lg = logins()
     admin = psycopg2.connect(pg_admin_dsn)
@@ -80,7 +80,8 @@ def reset_platform_databases(pg_admin_dsn: str) -> None:
 def airflow_env(cluster, pg_admin_dsn):
     """Fresh platform databases and the environment of a prepared Airflow (connections
     registered, metadata migrated), shared by a module's real DAG runs."""
-    from hdp.orchestrate import _env, prepare
+    from hdp.runtime.airflow import prepare
+    from hdp.runtime.airflow import process_env as _env
 
     reset_platform_databases(pg_admin_dsn)
     env = _env()
@@ -91,7 +92,7 @@ def airflow_env(cluster, pg_admin_dsn):
 @pytest.fixture
 def platform(pg_admin_dsn: str):
     """Empty platform databases (his source with schema, warehouse with audit tables)."""
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     reset_platform_databases(pg_admin_dsn)
     return logins()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 
 from hdp.config import load_settings
-from hdp.database import Logins, connect
-from hdp.extract import extract_table
+from hdp.ingest.extract import extract_table
 from hdp.manifest import load_manifest
-from hdp.quality import (
+from hdp.quality.gate import (
     GateResult,
     PublishBlocked,
     QualityGateFailed,
@@ -16,6 +15,8 @@ from hdp.quality import (
     publish_run,
     validate_batch,
 )
+from hdp.warehouse.database import connect
+from hdp_sim.sources import DemoLogins as Logins
 
 
 def ingest(
@@ -110,7 +111,7 @@ def ingest_source(
 def ingest_files(lg: Logins, source: str, folder, run_id: str) -> dict[str, GateResult]:
     """Load, gate and publish the new files of a file source (as hdp_ingest_<source> does);
     returns the gate result per file. A failing gate raises."""
-    from hdp.filedrop import ingest_file, list_new_files, publish_files
+    from hdp.ingest.files import ingest_file, list_new_files, publish_files
 
     manifest = load_manifest(source)
     spec = manifest.tables[0]

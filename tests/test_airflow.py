@@ -16,10 +16,10 @@ import urllib.request
 import pytest
 
 from hdp.config import REPO_ROOT, load_settings
-from hdp.database import connect
 from hdp.manifest import all_manifests
-from hdp.pgcluster import metadata_cluster
-from hdp.simulator import his
+from hdp.warehouse.clusters import metadata_cluster
+from hdp.warehouse.database import connect
+from hdp_sim import his
 from tests.pipeline import marts_fingerprint
 
 SOURCES = {m.source for m in all_manifests()}  # every source gets its ingest DAG, tagged by name
@@ -80,7 +80,7 @@ def _dags_test(dag_id: str, env, *args: str) -> subprocess.CompletedProcess[str]
 
 @pytest.mark.timeout(1800)  # three real DAG runs of the transform, one model per task
 def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     lg = logins()
     owner = connect(lg.his_owner)
@@ -111,7 +111,7 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     owner.commit()
     owner.close()
     with _webhook_receiver() as (url, received):
-        # failure alerts go to the log and, configured so, to a webhook (hdp.notify)
+        # failure alerts go to the log and, configured so, to a webhook (hdp.orchestration.notify)
         alert_env = {**airflow_env, "HDP_ALERT_CHANNELS": "log,webhook"}
         bad = _dags_test("hdp_ingest_his", alert_env | {"HDP_ALERT_WEBHOOK_URL": url})
     output = bad.stdout + bad.stderr
@@ -231,7 +231,7 @@ def _register_dags_paused(env) -> None:
     """The DAGs known to Airflow and paused, as `make demo`'s `airflow dags test` runs leave them
     (Airflow creates a DAG paused unless told otherwise, and never unpauses it afterwards); the
     metadata outlives a test session, so an earlier `up` may have unpaused them: pause them."""
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     for cmd in (
         ["airflow", "dags", "reserialize"],
@@ -253,7 +253,7 @@ def test_up_serves_ui_on_loopback_and_down_leaves_nothing(airflow_env, cluster):
     env = {**os.environ}
     _register_dags_paused(airflow_env)
     up = subprocess.run(
-        [sys.executable, "-m", "hdp", "up"],
+        [sys.executable, "-m", "hdp_sim", "up"],  # what `make up` runs
         env=env,
         capture_output=True,
         text=True,

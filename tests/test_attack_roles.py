@@ -25,11 +25,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hdp import security
 from hdp.config import load_settings
-from hdp.database import Login, Logins, connect
-from hdp.quality import GateResult
-from hdp.simulator import his
+from hdp.quality.gate import GateResult
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
+from hdp_sim import his
+from hdp_sim.sources import DemoLogins as Logins
 from tests.pipeline import ingest
 
 # the plant: copy whatever the current user can reach of the keys; as a service login it reaches
@@ -56,7 +57,7 @@ $$;
 @pytest.fixture(scope="module")
 def warehouse(cluster, pg_admin_dsn) -> Logins:
     """A warehouse with published HIS batches, a key map and a fact built by the transformer."""
-    from hdp.database import logins
+    from hdp_sim.sources import logins
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
@@ -279,7 +280,8 @@ def _http(url: str, *, token: str | None = None, cookie: str | None = None) -> t
 @pytest.fixture(scope="module")
 def airflow_env(warehouse: Logins) -> dict[str, str]:
     """The environment `hdp up` / `make demo` give Airflow, its metadata database migrated."""
-    from hdp.orchestrate import _env, prepare
+    from hdp.runtime.airflow import prepare
+    from hdp.runtime.airflow import process_env as _env
 
     env = _env()
     prepare(env)
@@ -290,7 +292,7 @@ def airflow_env(warehouse: Logins) -> dict[str, str]:
 def api_server(airflow_env: dict[str, str]):
     """A real Airflow api-server (SimpleAuthManager) with the platform's plugins; its port and
     an admin token. Stopped with SIGINT to its own process group."""
-    from hdp.orchestrate import _health
+    from hdp.runtime.airflow import _health
 
     settings = load_settings()
     env = airflow_env
@@ -415,8 +417,8 @@ SECRET = re.compile(r"PASSWORD$|^AIRFLOW_CONN_")
 def probe():
     @task
     def extract_like() -> None:
-        from hdp.dags import WAREHOUSE_CONN_ID, _login
-        from hdp.database import connect
+        from hdp.orchestration.common import WAREHOUSE_CONN_ID, connection_login as _login
+        from hdp.warehouse.database import connect
 
         conn = connect(_login(WAREHOUSE_CONN_ID))  # as the extract task gets its login
         with conn.cursor() as cur:

@@ -1,4 +1,4 @@
-"""Smoke test of `python -m hdp.bench --quick`: it completes and reports every figure.
+"""Smoke test of `python -m hdp_bench io --quick`: it completes and reports every figure.
 
 No timing is asserted (machines are shared and noisy): only that each figure has numbers, a
 ratio and a verdict. The bench runs in a child process with its own state folder and port, so
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hdp.bench import FIGURE_KEYS
+from hdp_bench.bench import FIGURE_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 DLT_KEYS = {"speedup_dlt_fastest", "speedup_dlt_default"}
@@ -34,7 +34,7 @@ def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "hdp.bench", "--quick", "--out", str(out)],
+            [sys.executable, "-m", "hdp_bench", "io", "--quick", "--out", str(out)],
             env=env,
             capture_output=True,
             text=True,

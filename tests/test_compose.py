@@ -108,7 +108,7 @@ AIRFLOW_SETTINGS = {
     "AIRFLOW__CORE__PLUGINS_FOLDER",
 }
 # Folders the image copies from the build context (the repository root).
-CODE_DIRS = ("dags", "plugins", "dbt_project", "expectations")
+CODE_DIRS = ("dags", "plugins/hdp", "dbt_project", "expectations")
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|^AIRFLOW_CONN_")
 # ${NAME}, ${NAME:-default}, ${NAME:?error} ...; `$${...}` is an escaped literal for the container.
@@ -177,8 +177,9 @@ def env_names_read_by_code() -> set[str]:
     return names
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped."""
+def dockerfile_instructions(stage: str | None = "platform") -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped: of
+    one build stage (`FROM ... AS <stage>` up to the next FROM), or of the whole file."""
     joined, pending = [], ""
     for raw in DOCKERFILE.read_text().splitlines():
         line = raw.strip()
@@ -191,10 +192,13 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
             continue
         joined.append(pending + line)
         pending = ""
-    result = []
+    result, current = [], None
     for line in joined:
         word, _, rest = line.partition(" ")
-        result.append((word.upper(), rest.strip()))
+        if word.upper() == "FROM":
+            current = rest.split()[-1] if " AS " in rest.upper() else None
+        if stage is None or current == stage:
+            result.append((word.upper(), rest.strip()))
     return result
 
 
@@ -207,14 +211,25 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-def dockerfile_copies() -> dict[str, str]:
-    """Source -> destination of COPY instructions (flags such as --chown dropped)."""
+def dockerfile_copies(stage: str | None = "platform") -> dict[str, str]:
+    """Source -> destination of the COPY instructions of a stage (flags such as --chown
+    dropped); a source copied into a folder maps to the path it lands at."""
     copies = {}
-    for word, rest in dockerfile_instructions():
-        if word == "COPY":
+    for word, rest in dockerfile_instructions(stage):
+        if word == "COPY" and "--from" not in rest:
             parts = [p for p in rest.split() if not p.startswith("--")]
-            copies[parts[0].rstrip("/")] = parts[-1].rstrip("/")
+            *sources, dest = parts
+            for source in sources:
+                target = dest.rstrip("/")
+                if len(sources) > 1 or (dest.endswith("/") and not source.endswith("/")):
+                    target = f"{target}/{Path(source).name}"
+                copies[source.rstrip("/")] = target
     return copies
+
+
+def plugins_folder(copies: dict[str, str]) -> str:
+    """Where the image puts the plugins folder: the folder the Airflow plugin file lands in."""
+    return copies["plugins/hdp_quality_plugin.py"].rsplit("/", 1)[0]
 
 
 def lock_pins(path: Path) -> dict[str, str]:
@@ -266,6 +281,27 @@ def test_shared_settings_come_from_one_anchor(compose_text, compose):
     assert set(merged) >= AIRFLOW_SERVICES, (
         f"not built from the x-airflow-common anchor: {sorted(AIRFLOW_SERVICES - set(merged))}"
     )
+
+
+def test_production_image_carries_no_simulator_or_benchmark(services):
+    """The platform stage copies the platform package and the plugin file, never plugins/ whole
+    nor the simulator or the benchmarks; only the demo's one-shot service builds the demo stage."""
+    copies = dockerfile_copies("platform")
+    plugin_sources = [src for src in copies if src.startswith("plugins")]
+    assert "plugins" not in copies, "the platform stage copies plugins/ whole"
+    assert plugin_sources, "the platform stage copies nothing from plugins/"
+    for src in plugin_sources:
+        assert not src.startswith(("plugins/hdp_sim", "plugins/hdp_bench")), src
+    assert "plugins/hdp" in copies
+    demo = dockerfile_copies("demo")
+    assert set(demo) == {"plugins/hdp_sim"}, demo
+    assert not any(src.startswith("plugins/hdp_bench") for src in dockerfile_copies(None))
+    targets = {name: (svc.get("build") or {}).get("target") for name, svc in services.items()}
+    for name in AIRFLOW_SERVICES:
+        assert targets[name] == "platform", f"{name} builds {targets[name]!r}"
+    assert {n for n, t in targets.items() if t == "demo"} == {"his-simulator"}
+    assert services["his-simulator"].get("profiles") == ["demo"]
+    assert services["his-simulator"]["image"] != services["airflow-scheduler"]["image"]
 
 
 def test_airflow_services_share_one_image_and_build(services):
@@ -420,17 +456,18 @@ def test_code_paths_agree_with_airflow_settings(services):
     copies = dockerfile_copies()
     env = env_of(services["airflow-scheduler"])
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == copies["dags"]
-    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == copies["plugins"]
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == plugins_folder(copies)
+    assert copies["plugins/hdp"] == plugins_folder(copies) + "/hdp"
     assert env["HDP_DBT_PROJECT_DIR"] == copies["dbt_project"]
     assert env["HDP_DBT_PROFILES_DIR"] == copies["dbt_project"]
-    assert copies["plugins"] in dockerfile_env()["PYTHONPATH"].split(":")
+    assert plugins_folder(copies) in dockerfile_env()["PYTHONPATH"].split(":")
     # A bind mount over the code (development) must land where Airflow looks.
     for name in AIRFLOW_SERVICES:
         for volume in services[name].get("volumes") or []:
             source, target = volume.split(":")[:2]
-            for folder in ("dags", "plugins"):
+            for folder, lands in (("dags", copies["dags"]), ("plugins", plugins_folder(copies))):
                 if source.rstrip("/") in (f"./{folder}", folder):
-                    assert target == copies[folder], f"{name}: {volume}"
+                    assert target == lands, f"{name}: {volume}"
 
 
 def test_state_folders_are_volumes(services):
@@ -596,7 +633,7 @@ def test_deploy_doc_covers_services_and_commands(services):
 
 def test_dockerfile_installs_hashed_lock_as_non_root():
     instructions = dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm")
+    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm AS platform")
     installs = [rest for word, rest in instructions if word == "RUN" and "pip install" in rest]
     assert installs, "no pip install in docker/Dockerfile"
     install = installs[0]

@@ -6,14 +6,18 @@ fix is an edit of the yml or markdown it names.
 
 from __future__ import annotations
 
+import functools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "dbt_project" / "models"
-PLATFORM = REPO / "plugins" / "hdp"
+PLUGINS = REPO / "plugins"
+PLATFORM = PLUGINS / "hdp"
 DOCS = [
     REPO / "README.md",
     REPO / "dbt_project" / "README.md",
@@ -21,6 +25,8 @@ DOCS = [
 ]
 INCREMENTAL = re.compile(r"materialized\s*=\s*['\"]incremental['\"]")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+DOTTED = re.compile(r"(?<![\w/.:-])(hdp(?:_sim|_bench)?(?:\.[A-Za-z_]\w*)+)")
+COMMAND = re.compile(r"python -m (hdp(?:_sim|_bench)?)((?: +[^\s`#'\"]+)*)")
 
 
 def _documented_models() -> set[str]:
@@ -103,3 +109,77 @@ def test_architecture_map_names_every_platform_module():
     )
     missing = [m for m in modules if not re.search(rf"(?<![\w/]){re.escape(m)}\b", doc)]
     assert not missing, f"docs/architecture.md does not place {missing}"
+
+
+def _defines(module: Path, name: str) -> bool:
+    text = module.read_text(encoding="utf-8")
+    return bool(re.search(rf"^(?:(?:async )?def|class) {name}\b|^{name}\s*[:=]", text, re.M))
+
+
+def _resolves(dotted: str) -> bool:
+    """A dotted name is a module under plugins/, or a name defined at the top of one."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        base = PLUGINS.joinpath(*parts[:i])
+        module = base.with_suffix(".py") if base.with_suffix(".py").exists() else None
+        module = module or (base / "__init__.py" if (base / "__init__.py").exists() else None)
+        if module:
+            return i == len(parts) or _defines(module, parts[i])
+    return False
+
+
+def test_module_names_in_the_docs_exist():
+    """`hdp.x.y` in a page names a module or a function a reader will look for."""
+    stale = sorted(
+        {
+            f"{doc.relative_to(REPO)}: {name}"
+            for doc in DOCS
+            for name in DOTTED.findall(doc.read_text(encoding="utf-8"))
+            if not _resolves(name)
+        }
+    )
+    assert not stale, f"names of no module or function: {stale}"
+
+
+@functools.cache
+def _positionals(module: str, words: tuple[str, ...]) -> list[str]:
+    """The positional part of `python -m module words... --help`'s usage line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *words, "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"python -m {module} {' '.join(words)}: {proc.stderr[-400:]}"
+    usage = " ".join(proc.stdout.split("\n\n")[0].split())
+    usage = usage.removeprefix(f"usage: python -m {' '.join([module, *words])}")
+    return re.sub(r"\[[^\]]*\]", " ", usage).split()
+
+
+def _command_errors(module: str, words: list[str]) -> list[str]:
+    """Walk the words of a documented command down its argparse subcommands."""
+    for depth, word in enumerate(words):
+        positionals = _positionals(module, tuple(words[:depth]))
+        if not positionals or positionals[0] == "...":
+            return [] if positionals else [f"python -m {module} {' '.join(words)}: no {word!r}"]
+        choices = positionals[0].strip("{}").split(",")
+        if not all(alternative in choices for alternative in word.split("|")):
+            return [f"python -m {module} {' '.join(words)}: {word!r} not in {choices}"]
+    return []
+
+
+def test_commands_in_the_docs_exist():
+    """Every `python -m hdp...` command a page gives is one the entry point accepts."""
+    commands = set()
+    for doc in DOCS:
+        for module, rest in COMMAND.findall(doc.read_text(encoding="utf-8")):
+            words = []
+            for word in rest.split():
+                if word[0] in "-<[.$" or "=" in word:
+                    break
+                words.append(word)
+            commands.add((module, tuple(words)))
+    assert commands
+    errors = [e for module, words in sorted(commands) for e in _command_errors(module, [*words])]
+    assert not errors, errors

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.extract import ExtractError, extract_table
+from hdp.ingest.extract import ExtractError, extract_table
 from hdp.manifest import load_manifest
-from hdp.simulator import his
+from hdp.warehouse.database import connect
+from hdp_sim import his
 
 MANIFEST = load_manifest("his")
 TABLES = [t.name for t in MANIFEST.tables]

@@ -18,11 +18,12 @@ import pytest
 from psycopg2 import sql
 
 from hdp.config import REPO_ROOT, load_settings
-from hdp.database import connect, logins
-from hdp.filedrop import FileRefused, drop_dir, ingest_file, list_new_files, parse_lines
+from hdp.ingest.files import FileRefused, drop_dir, ingest_file, list_new_files, parse_lines
 from hdp.manifest import SourceManifest, TableSpec, load_manifest
-from hdp.quality import validate_batch
-from hdp.simulator import his, lab
+from hdp.quality.gate import validate_batch
+from hdp.warehouse.database import connect
+from hdp_sim import his, lab
+from hdp_sim.sources import logins
 from tests.conftest import reset_platform_databases
 from tests.test_airflow import _dags_test, _webhook_receiver
 
@@ -43,7 +44,7 @@ def _fresh_drops(days: int) -> Path:
 
 
 def lg_admin_dsn() -> str:
-    from hdp.pgcluster import Cluster
+    from hdp.warehouse.clusters import Cluster
 
     settings = load_settings()
     return Cluster.for_home(settings.home, settings.pg_port).admin_url()

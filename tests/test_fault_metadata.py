@@ -17,8 +17,10 @@ import psycopg2
 import pytest
 
 from hdp.config import REPO_ROOT
-from hdp.database import Login, Logins, connect, logins
-from hdp.simulator import his
+from hdp.warehouse.database import Login, connect
+from hdp_sim import his
+from hdp_sim.sources import DemoLogins as Logins
+from hdp_sim.sources import logins
 from tests.pipeline import ingest
 
 TABLE = "diagnoses"  # the extract the crash interrupts (held by a lock on the source table)
@@ -195,7 +197,7 @@ def test_airflow_metadata_is_on_its_own_socket_only_cluster(airflow_env, cluster
     """The embedded default: Airflow's connection names the metadata cluster, not the
     warehouse's, and that cluster listens on no TCP port, only on its own socket folder."""
     from hdp.config import load_settings
-    from hdp.pgcluster import metadata_cluster
+    from hdp.warehouse.clusters import metadata_cluster
 
     meta = metadata_cluster(load_settings())
     lg = logins()

@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 
 from hdp.config import REPO_ROOT
-from hdp.database import connect
-from hdp.extract import ExtractError, extract_table
+from hdp.ingest.extract import ExtractError, extract_table
 from hdp.manifest import load_manifest
-from hdp.quality import publish_run
-from hdp.simulator import his
+from hdp.quality.gate import publish_run
+from hdp.warehouse.database import connect
+from hdp_sim import his
 
 MANIFEST = load_manifest("his")
 TABLES = [t.name for t in MANIFEST.tables]
@@ -255,8 +255,8 @@ def test_a_second_extract_waits_a_bounded_time_then_fails_naming_the_table(sourc
 def test_deterministic_extract_errors_are_not_retried_transient_ones_are(source, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from hdp.dags import run_extract
-    from hdp.env import platform_env
+    from hdp.orchestration.dags import run_extract
+    from hdp.runtime.env import platform_env
 
     lg = source
     for key, value in platform_env().items():
@@ -292,7 +292,7 @@ def _airflow(env, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _fresh_his(pg_admin_dsn, seed: int):
-    from hdp.database import logins
+    from hdp_sim.sources import logins
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)

@@ -10,10 +10,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hdp import filedrop
 from hdp.config import load_settings
-from hdp.database import connect
-from hdp.filedrop import (
+from hdp.ingest import files as filedrop
+from hdp.ingest.files import (
     FileRefused,
     detect_encoding,
     list_new_files,
@@ -21,8 +20,9 @@ from hdp.filedrop import (
     publish_files,
 )
 from hdp.manifest import load_manifest
-from hdp.quality import validate_batch
-from hdp.simulator import his, lab
+from hdp.quality.gate import validate_batch
+from hdp.warehouse.database import connect
+from hdp_sim import his, lab
 
 MANIFEST = load_manifest("lis")
 HIS_CONFIG = his.SimConfig(seed=3, scale=0.01, history_days=20)
@@ -63,7 +63,7 @@ def _by_encoding(drops, encoding: str) -> Path:
 
 
 def ingest_file(wh, manifest, path: Path, run_id: str):
-    """hdp.filedrop.ingest_file of a file in its own folder (the tests' drops are not in the
+    """hdp.ingest.files.ingest_file of a file in its own folder (the tests' drops are not in the
     manifest's drop folder)."""
     return filedrop.ingest_file(wh, manifest, path, run_id, folder=Path(path).parent)
 
@@ -290,7 +290,7 @@ def test_changed_header_and_undecodable_files_are_refused(platform, wh, drops, t
 
 
 def test_staging_and_mart_end_to_end(platform, wh, drops):
-    from hdp.dbt import run_dbt
+    from hdp.runtime.dbt import run_dbt
     from tests.pipeline import ingest
 
     owner = connect(platform.his_owner)
@@ -359,8 +359,8 @@ def test_drops_folder_copy_lists_only_new_files(platform, wh, drops, tmp_path):
 def test_dag_run_loads_new_files_once(airflow_env):
     from datetime import date
 
-    from hdp.database import logins
-    from hdp.filedrop import drop_dir
+    from hdp.ingest.files import drop_dir
+    from hdp_sim.sources import logins
     from tests.test_airflow import _dags_test
 
     lg = logins()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hdp.forecast import (
+from hdp.analytics.forecast import (
     evaluate,
     forecast_rows,
     forecast_series,

@@ -17,16 +17,16 @@ from datetime import date, timedelta
 
 import pytest
 
-from hdp.database import connect
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult
-from hdp.simulator import his, lab, pharmacy
-from hdp.summary import (
+from hdp.quality.gate import GateResult
+from hdp.runtime.dbt import run_dbt
+from hdp.runtime.summary import (
     HISTORY_DIMENSIONS,
     INCREMENTAL_FACTS,
     history_counts,
     last_incremental_build,
 )
+from hdp.warehouse.database import connect
+from hdp_sim import his, lab, pharmacy
 from tests.pipeline import ingest, ingest_files, ingest_source, table_fingerprint
 
 DAYS = 4
@@ -76,7 +76,7 @@ def history(cluster, pg_admin_dsn, tmp_path_factory):
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     lg = logins()
     his_owner, ph_owner = connect(lg.his_owner), connect(lg.pharmacy_owner)

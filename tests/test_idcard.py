@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdp import idcard
+from hdp_sim import idcard
 
 
 @pytest.mark.parametrize(

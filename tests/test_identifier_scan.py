@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from psycopg2 import errors, sql
 
-from hdp import security
 from hdp.config import load_settings
-from hdp.database import Login, connect
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult
-from hdp.simulator import his
+from hdp.quality.gate import GateResult
+from hdp.runtime.dbt import run_dbt
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
+from hdp_sim import his
 from tests.pipeline import ingest
 
 # schemas an identifier may live in: the landing, staging's views over it and the encrypted
@@ -71,7 +71,7 @@ def pipeline(cluster, pg_admin_dsn):
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     lg = logins()
     owner = connect(lg.his_owner)
@@ -143,7 +143,7 @@ def test_the_scan_finds_identifiers_where_they_are(identifiers, pipeline):
 
 
 def _files_to_scan() -> list[Path]:
-    from hdp.pgcluster import Cluster
+    from hdp.warehouse.clusters import Cluster
 
     settings = load_settings()
     cluster = Cluster.for_home(settings.home, settings.pg_port)

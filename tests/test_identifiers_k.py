@@ -22,12 +22,12 @@ from dataclasses import replace
 import pytest
 from psycopg2 import sql
 
-from hdp import security
-from hdp.database import Login, connect
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult
-from hdp.simulator import his
-from hdp.simulator.reference import REGIONS
+from hdp.quality.gate import GateResult
+from hdp.runtime.dbt import run_dbt
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
+from hdp_sim import his
+from hdp_sim.reference import REGIONS
 from tests.pipeline import ingest
 from tests.test_identifier_scan import Identifiers, simulated_identifiers
 
@@ -56,7 +56,7 @@ PROVINCE = re.compile(r"^(.+?(?:省|自治区)|北京市|上海市|天津市|重
 
 @pytest.fixture(scope="module")
 def pipeline(cluster, pg_admin_dsn):
-    from hdp.database import logins
+    from hdp_sim.sources import logins
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)

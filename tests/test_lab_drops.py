@@ -9,7 +9,7 @@ from datetime import date
 import psycopg2
 import pytest
 
-from hdp.simulator import his, lab
+from hdp_sim import his, lab
 
 CONFIG = his.SimConfig(seed=3, scale=0.01, history_days=20)
 

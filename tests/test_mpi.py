@@ -1,15 +1,15 @@
 """Master patient index (dbt int_mpi__*) against the simulator's truth, on a real PostgreSQL:
 pairwise precision and recall above floors, stable keys, never two valid card numbers in one
-person. The scores are computed by the same functions as `python -m hdp.mpi bench`."""
+person. The scores are computed by the same functions as `python -m hdp_bench io mpi`."""
 
 from __future__ import annotations
 
 import pytest
 
-from hdp import mpi
-from hdp.database import connect
-from hdp.quality import GateResult
-from hdp.simulator import his
+from hdp.quality.gate import GateResult
+from hdp.warehouse.database import connect
+from hdp_bench import mpi
+from hdp_sim import his
 from tests.pipeline import ingest
 
 # A larger defect rate than the default gives the probabilistic rule work to do (originals with
@@ -23,7 +23,7 @@ IDENTIFYING_COLUMNS = {"match_name", "patient_name", "name", "id_card_no", "phon
 
 @pytest.fixture(scope="module")
 def built(cluster, pg_admin_dsn):
-    from hdp.database import logins
+    from hdp_sim.sources import logins
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)

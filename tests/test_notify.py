@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hdp import notify
-from hdp.notify import Alert, alert_from_context, on_task_failure, send
+from hdp.orchestration import notify
+from hdp.orchestration.notify import Alert, alert_from_context, on_task_failure, send
 
 # generated per run: a token literal in the repository would trip the secrets scan
 TOKEN = "tok-" + secrets.token_hex(8)
@@ -114,7 +114,7 @@ def test_webhook_posts_the_documented_json(webhook: Webhook):
 
 def test_webhook_server_error_is_reported_not_raised(webhook: Webhook, caplog):
     webhook.status = 500
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         assert send(_alert(), env=_webhook_env(webhook.url)) == {"webhook": False}
     assert len(webhook.requests) == 1
     assert "HTTP 500" in caplog.text
@@ -135,7 +135,7 @@ def _closed_port() -> int:
 
 def test_unreachable_webhook_names_the_host_not_the_token(caplog):
     port = _closed_port()
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         result = send(_alert(), env=_webhook_env(f"http://127.0.0.1:{port}/hooks/hdp"))
     assert result == {"webhook": False}
     assert f"127.0.0.1:{port}" in caplog.text
@@ -143,7 +143,7 @@ def test_unreachable_webhook_names_the_host_not_the_token(caplog):
 
 
 def test_webhook_without_url_names_the_variable(caplog):
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         assert send(_alert(), env={"HDP_ALERT_CHANNELS": "webhook"}) == {"webhook": False}
     assert "HDP_ALERT_WEBHOOK_URL" in caplog.text
 
@@ -229,7 +229,7 @@ def test_email_reaches_every_recipient_in_utf8(smtp_server):
 
 def test_email_without_recipients_names_the_variable(caplog):
     env = {"HDP_ALERT_CHANNELS": "email", "HDP_SMTP_HOST": "127.0.0.1"}
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         assert send(_alert(), env=env) == {"email": False}
     assert "HDP_ALERT_EMAIL_TO" in caplog.text
 
@@ -244,7 +244,7 @@ def test_smtp_password_is_never_logged(caplog):
         "HDP_SMTP_USER": "hdp",
         "HDP_SMTP_PASSWORD": TOKEN,
     }
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         assert send(_alert(), env=env) == {"email": False}
     assert "127.0.0.1" in caplog.text
     assert TOKEN not in caplog.text
@@ -254,7 +254,7 @@ def test_smtp_password_is_never_logged(caplog):
 
 
 def test_log_is_the_default_channel(caplog):
-    with caplog.at_level(logging.WARNING, logger="hdp.notify"):
+    with caplog.at_level(logging.WARNING, logger="hdp.orchestration.notify"):
         assert send(_alert(kind="task_failed"), env={}) == {"log": True}
     (record,) = caplog.records
     assert record.levelno == logging.ERROR
@@ -262,7 +262,7 @@ def test_log_is_the_default_channel(caplog):
 
 
 def test_warning_alerts_log_at_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="hdp.notify"):
+    with caplog.at_level(logging.WARNING, logger="hdp.orchestration.notify"):
         send(_alert(kind="source_stale", severity="warning"), env={"HDP_ALERT_CHANNELS": "log"})
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
@@ -271,7 +271,7 @@ def test_warning_alerts_log_at_warning(caplog):
 
 def test_every_channel_is_tried_and_reported(caplog):
     env = {"HDP_ALERT_CHANNELS": "log, webhook, pager"}
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         assert send(_alert(), env=env) == {"log": True, "webhook": False, "pager": False}
     assert "'pager'" in caplog.text
 
@@ -296,7 +296,7 @@ def _ti(**overrides) -> SimpleNamespace:
 
 
 class QualityGateFailed(RuntimeError):
-    """Same name as hdp.quality.QualityGateFailed: recognised by name, not imported."""
+    """Same name as hdp.quality.gate.QualityGateFailed: recognised by name, not imported."""
 
 
 def test_context_keeps_only_the_first_line_of_an_error():
@@ -360,7 +360,7 @@ class _BrokenContext(dict):
 def test_on_task_failure_never_raises(monkeypatch, caplog):
     monkeypatch.delenv("HDP_ALERT_CHANNELS", raising=False)
     monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
-    with caplog.at_level(logging.ERROR, logger="hdp.notify"):
+    with caplog.at_level(logging.ERROR, logger="hdp.orchestration.notify"):
         assert on_task_failure({}) is None
         assert on_task_failure(_BrokenContext()) is None
     messages = [record.getMessage() for record in caplog.records]

@@ -9,7 +9,7 @@ import sys
 import psycopg2
 import pytest
 
-from hdp.pgcluster import Cluster, PostgresNotFound, find_bindir
+from hdp.warehouse.clusters import Cluster, PostgresNotFound, find_bindir
 
 
 def test_cluster_listens_on_loopback_with_password_auth(cluster: Cluster, pg_admin_dsn: str):

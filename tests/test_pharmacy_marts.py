@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult
-from hdp.simulator import his, pharmacy
+from hdp.quality.gate import GateResult
+from hdp.runtime.dbt import run_dbt
+from hdp.warehouse.database import connect
+from hdp_sim import his, pharmacy
 from tests.pipeline import ingest, ingest_source
 
 PHARMACY_MARTS = (
@@ -35,7 +35,7 @@ def built(cluster, pg_admin_dsn):
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     lg = logins()
     his_owner, pharmacy_owner = connect(lg.his_owner), connect(lg.pharmacy_owner)

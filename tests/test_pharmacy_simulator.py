@@ -8,7 +8,7 @@ import numpy as np
 import psycopg2
 import pytest
 
-from hdp.simulator import drugs, his, pharmacy
+from hdp_sim import drugs, his, pharmacy
 
 HIS_CONFIG = his.SimConfig(seed=5, scale=0.01, history_days=20)
 CONFIG = pharmacy.PharmacyConfig(seed=11, defect_rate=0.02)

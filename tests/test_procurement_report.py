@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hdp.forecast import forecast_table
-from hdp.report import render_report
+from hdp.analytics.forecast import forecast_table
+from hdp.analytics.report import render_report
 
 MONTHS = [date(2023 + (m // 12), m % 12 + 1, 1) for m in range(27)]  # Jan 2023 .. Mar 2025
 DRUGS = [  # key, name, atc, level1, price, base monthly quantity, winter swing

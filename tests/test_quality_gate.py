@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.quality import GateResult, QualityGateFailed
-from hdp.simulator import his
+from hdp.quality.gate import GateResult, QualityGateFailed
+from hdp.warehouse.database import connect
+from hdp_sim import his
 from tests.pipeline import ingest
 
 
@@ -82,9 +82,9 @@ def test_broken_codes_block_the_batch_and_name_the_check(generated):
 
 def test_lost_rows_fail_reconciliation_with_the_source(generated):
     from hdp.config import load_settings
-    from hdp.extract import extract_table
+    from hdp.ingest.extract import extract_table
     from hdp.manifest import load_manifest
-    from hdp.quality import validate_batch
+    from hdp.quality.gate import validate_batch
 
     manifest = load_manifest("his")
     src, wh = connect(generated.his_reader), connect(generated.loader)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hdp import quality_history
-from hdp.database import connect
-from hdp.quality_app import render
-from hdp.simulator import his
+from hdp.orchestration.quality_app import render
+from hdp.quality import history as quality_history
+from hdp.warehouse.database import connect
+from hdp_sim import his
 from tests.pipeline import ingest
 
 BUMP = "updated_at = (select max(updated_at) from his.outpatient_visits) + interval '1 min'"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from hdp.config import load_settings
-from hdp.database import connect
-from hdp.freshness import check_freshness
-from hdp.quality import GateResult, replay_quarantine
-from hdp.simulator import his
+from hdp.ingest.freshness import check_freshness
+from hdp.quality.gate import GateResult, replay_quarantine
+from hdp.warehouse.database import connect
+from hdp_sim import his
 from tests.pipeline import ingest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_replay_releases_rows_after_the_check_is_fixed(generated, tmp_path):
 
 CRASHER = """
 import sys, time
-from hdp.database import logins
+from hdp_sim.sources import logins
 from tests.pipeline import ingest
 ingest(logins(), sys.argv[1], publish=False)   # extract + validate every table
 print("validated", flush=True)
@@ -200,8 +200,8 @@ def test_a_source_that_stops_delivering_raises_a_freshness_alert(generated):
 
 
 def test_volume_drop_against_recent_runs_is_reported(generated):
-    from hdp.checks import load_catalogue
-    from hdp.quality import volume_check
+    from hdp.quality.checks import load_catalogue
+    from hdp.quality.gate import volume_check
 
     ingest(generated, "run-1")
     check = {c.id: c for c in load_catalogue(load_settings().expectations_dir, "his")}[

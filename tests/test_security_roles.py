@@ -10,11 +10,12 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from hdp import security
-from hdp.database import Login, connect, init_databases
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult
-from hdp.simulator import his
+from hdp.quality.gate import GateResult
+from hdp.runtime.dbt import run_dbt
+from hdp.security import roles as security
+from hdp.warehouse.database import Login, connect
+from hdp_sim import his
+from hdp_sim.sources import init_databases
 from tests.pipeline import ingest
 
 LOGINS = {
@@ -48,7 +49,7 @@ def built(cluster, pg_admin_dsn):
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     lg = logins()
     owner = connect(lg.his_owner)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult
-from hdp.simulator import his
+from hdp.quality.gate import GateResult
+from hdp.runtime.dbt import run_dbt
+from hdp.warehouse.database import connect
+from hdp_sim import his
 from tests.pipeline import ingest, marts_fingerprint
 
 # dim_patient and what it is built from: enough to see the guard, a fraction of a full build
@@ -22,7 +22,7 @@ SHRINKING = "+dim_patient"
 
 @pytest.fixture(scope="module")
 def built(cluster, pg_admin_dsn):
-    from hdp.database import logins
+    from hdp_sim.sources import logins
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)

@@ -9,9 +9,8 @@ from datetime import date
 import psycopg2
 import pytest
 
-from hdp import idcard
-from hdp.simulator import his
-from hdp.simulator import reference as ref
+from hdp_sim import his, idcard
+from hdp_sim import reference as ref
 
 SMALL = his.SimConfig(seed=5, scale=0.02, history_days=28, defect_rate=0.03)
 PK = {

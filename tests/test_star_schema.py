@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.database import connect
-from hdp.dbt import run_dbt
-from hdp.quality import GateResult, QualityGateFailed
-from hdp.simulator import his
+from hdp.quality.gate import GateResult, QualityGateFailed
+from hdp.runtime.dbt import run_dbt
+from hdp.warehouse.database import connect
+from hdp_sim import his
 from tests.pipeline import ingest, marts_fingerprint
 
 
@@ -16,7 +16,7 @@ def built(cluster, pg_admin_dsn):
     from tests.conftest import reset_platform_databases
 
     reset_platform_databases(pg_admin_dsn)
-    from hdp.database import logins
+    from hdp_sim.sources import logins
 
     lg = logins()
     owner = connect(lg.his_owner)

@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hdp import tls
-from hdp.database import Login, connect
-from hdp.pgcluster import Cluster, _runs_as_root
+from hdp.security import tls
+from hdp.warehouse.clusters import Cluster, _runs_as_root
+from hdp.warehouse.database import Login, connect
 
 USER = "tls_user"
 PASSWORD = secrets.token_urlsafe(16)  # a throwaway server that lives for this test module

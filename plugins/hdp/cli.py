@@ -1,4 +1,8 @@
-"""Command line of the platform: `python -m hdp <command>` (the Makefile's targets call it)."""
+"""Command line of the platform: `python -m hdp <command>` (the Makefile's targets call it).
+
+The one entry point of the platform. The demo's simulated sources have their own
+(`python -m hdp_sim`, which `make demo` calls), and so do the benchmarks (`python -m hdp_bench`).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,21 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 from hdp.config import load_settings
-from hdp.pgcluster import Cluster, PostgresNotFound, embedded_clusters, stop_embedded
+from hdp.warehouse.clusters import Cluster, PostgresNotFound, stop_embedded
 
 log = logging.getLogger("hdp")
 
 
-def ensure_database() -> None:
-    """Start the embedded clusters, the warehouse's and Airflow's metadata (unless HDP_PG_URL
-    names a server), and create dbs/roles."""
-    from hdp.database import init_databases
-
-    settings = load_settings()
-    if settings.embedded:
-        for cluster in embedded_clusters(settings):
-            cluster.start()
-    init_databases()
-
-
 def cmd_db(args: argparse.Namespace) -> int:
+    from hdp.runtime.setup import ensure_platform
+
     settings = load_settings()
     cluster = Cluster.for_home(settings.home, settings.pg_port)
     if args.action == "start":
-        ensure_database()
+        ensure_platform()
         print(f"PostgreSQL ready on 127.0.0.1:{settings.pg_port} (data in {cluster.data_dir})")
     elif args.action == "stop":
         if settings.embedded:
@@ -41,66 +36,27 @@ def cmd_db(args: argparse.Namespace) -> int:
         print("running" if running else "stopped")
         return 0 if running else 1
     elif args.action == "init":
-        ensure_database()
-    return 0
-
-
-def cmd_sim(args: argparse.Namespace) -> int:
-    """Simulated sources: the HIS, and the pharmacy that follows the HIS's days."""
-    from hdp.database import connect, logins
-    from hdp.orchestrate import write_lab_drops
-    from hdp.simulator import his, pharmacy
-
-    ensure_database()
-    settings = load_settings()
-    lg = logins()
-    conn, pharm = connect(lg.his_owner), connect(lg.pharmacy_owner)
-    try:
-        if args.action == "generate":
-            config = his.SimConfig(
-                seed=args.seed if args.seed is not None else settings.seed,
-                scale=args.scale if args.scale is not None else settings.scale,
-                history_days=args.days if args.days is not None else settings.history_days,
-            )
-            counts = his.generate(conn, config)
-            print(f"HIS source generated (seed {config.seed}, scale {config.scale}): {counts}")
-            counts = pharmacy.generate(pharm, conn, pharmacy.PharmacyConfig(seed=config.seed))
-            print(f"pharmacy source generated: {counts}")
-            print(f"laboratory: {write_lab_drops(conn, config.seed)} results files dropped")
-        else:
-            for _ in range(args.days or 1):
-                counts = his.advance_day(conn)
-                print(f"HIS advanced one day: {counts}")
-                counts = pharmacy.advance_day(pharm, conn)
-                print(f"pharmacy advanced one day: {counts}")
-                with conn.cursor() as cur:
-                    cur.execute("select current_day from sim.clock")
-                    day = cur.fetchone()[0]
-                conn.rollback()
-                files = write_lab_drops(conn, settings.seed, day)
-                print(f"laboratory: {files} results file dropped for {day}")
-    finally:
-        conn.close()
-        pharm.close()
+        ensure_platform()
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a command (airflow, dbt, psql...) with the platform's environment."""
-    from hdp.env import platform_env
+    from hdp.runtime.env import platform_env
+    from hdp.runtime.setup import ensure_platform
 
-    ensure_database()
+    ensure_platform()
     env = {**os.environ, **platform_env()}
     return subprocess.call(args.command, env=env)
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
     """Quality operations: replay quarantined rows after a fix."""
-    from hdp.config import load_settings
-    from hdp.database import connect, logins
-    from hdp.quality import replay_quarantine
+    from hdp.quality.gate import replay_quarantine
+    from hdp.runtime.setup import ensure_platform
+    from hdp.warehouse.database import connect, logins
 
-    ensure_database()
+    ensure_platform()
     wh = connect(logins().loader)
     try:
         outcome = replay_quarantine(
@@ -119,25 +75,49 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def cmd_security(args: argparse.Namespace) -> int:
+    """Key rotation, identity store refresh, roles and grants, where the secrets are."""
+    from hdp.security import roles
+    from hdp.warehouse.database import connect, logins
+
+    settings = load_settings()
+    if args.action == "where-secrets":
+        print(roles.secrets_report(settings))
+        return 0
+    lg = logins(settings)
+    if args.action == "apply-roles":
+        admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
+        with admin, admin.cursor() as cur:
+            roles.apply_roles(cur, lg.warehouse.user, lg.warehouse.dbname)
+        admin.close()
+        print("roles and grants applied")
+        return 0
+    conn = connect(lg.warehouse)
+    try:
+        if args.action == "rotate-pseudonym-key":
+            version = roles.rotate_pseudonym_key(conn, settings)
+            print(
+                f"pseudonym key rotated to version {version}; now rebuild the models "
+                "(python -m hdp run dbt build ...) and refresh the identity store "
+                "(python -m hdp security refresh-identity)"
+            )
+        else:
+            rows = roles.refresh_patient_identity(conn, roles.identity_key(settings))
+            print(f"hdp_private.patient_identity refreshed: {rows} registrations, encrypted")
+    finally:
+        conn.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hdp.runtime import airflow
+
     parser = argparse.ArgumentParser(prog="python -m hdp", description=__doc__)
     sub = parser.add_subparsers(dest="command_name", required=True)
 
     db = sub.add_parser("db", help="embedded PostgreSQL: start, stop, status, init")
     db.add_argument("action", choices=["start", "stop", "status", "init"])
     db.set_defaults(func=cmd_db)
-
-    sim = sub.add_parser(
-        "sim", help="simulated HIS and pharmacy sources: generate history, advance days"
-    )
-    sim.add_argument("action", choices=["generate", "advance"])
-    sim.add_argument("--scale", type=float)
-    sim.add_argument("--seed", type=int)
-    sim.add_argument("--days", type=int, help="history days (generate) or days to advance")
-    sim.set_defaults(func=cmd_sim)
 
     run = sub.add_parser("run", help="run a command with the platform environment")
     run.add_argument("command", nargs=argparse.REMAINDER)
@@ -149,11 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--table", help="only this table (default: every table)")
     quality.set_defaults(func=cmd_quality)
 
-    from hdp import orchestrate
+    security = sub.add_parser(
+        "security", help="rotate the pseudonym key, refresh the identity store, apply roles"
+    )
+    security.add_argument(
+        "action",
+        choices=["rotate-pseudonym-key", "refresh-identity", "apply-roles", "where-secrets"],
+    )
+    security.set_defaults(func=cmd_security)
 
-    orchestrate.register(sub)
+    airflow.register(sub)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except PostgresNotFound as exc:

@@ -10,7 +10,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    """The folder holding dags/, dbt_project/ and expectations/: HDP_PROJECT_DIR when set (an
+    installed package), else the checkout this package was installed from in editable mode."""
+    if os.environ.get("HDP_PROJECT_DIR"):
+        return Path(os.environ["HDP_PROJECT_DIR"]).resolve()
+    for folder in Path(__file__).resolve().parents:
+        if (folder / "dbt_project").is_dir() and (folder / "dags").is_dir():
+            return folder
+    return Path.cwd()
+
+
+REPO_ROOT = _project_root()
 
 DEFAULT_PG_PORT = 55432
 

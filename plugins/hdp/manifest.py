@@ -2,7 +2,7 @@
 
 A source is a database (`kind: database`, the default: `conn_id`, `schema`, a watermark per
 table) or a folder of file drops (`kind: files`: `drop_dir`, `pattern`, and each table's
-expected `columns`, the file header; hdp.filedrop).
+expected `columns`, the file header; hdp.ingest.files).
 """
 
 from __future__ import annotations

@@ -1,0 +1,556 @@
+"""Exactly-once loading of file drops (a `kind: files` source manifest, e.g. the LIS's CSVs).
+
+A file is identified by the sha256 of its bytes (audit.file_load, unique per source): a content
+already loaded and validated is skipped, whatever its name; the same name with other bytes is a
+new delivery. Each file is one batch of audit.load_batch, keyed (source, table, run id
+`<dag run id>:<file name>:<sha256 prefix>`), so the gate (hdp.quality.gate.validate_batch) and the
+publish (hdp.quality.gate.publish_run) work on it unchanged; files are independent deliveries, so
+each is published on its own (publish_files) and a rejected file holds back no other.
+
+Rows land in raw_<source>.<table> as text, as delivered, with _batch_id, _extracted_at, _source,
+_file_name, _line_no. A line with the wrong number of fields is not lost: it is stored with
+_malformed = true, its first field as the key and the line itself in _raw_line (other columns
+null), and the gate's row-level check quarantines it (audit.row_issue) with its check id.
+The batch row, the COPY and the file record commit in one transaction: a crash mid-file leaves
+no row, and the rerun loads the file once.
+
+Only a regular file directly in the drop folder is read (opened relative to the folder with
+O_NOFOLLOW): a symbolic link, a hard link, a path through `..` or anything else is refused
+without reading a byte of it, because a link named like a drop can point at a secret the
+loader's account may read. No message (exception, audit.file_load.error, log) ever quotes file
+content: a refusal names the line number and what was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from psycopg2 import sql
+
+from hdp.config import load_settings
+from hdp.errors import safe_error
+from hdp.ingest.extract import source_columns
+from hdp.manifest import SourceManifest, TableSpec
+from hdp.quality.gate import PublishBlocked, publish_run
+
+log = logging.getLogger(__name__)
+
+# load metadata of a file row, after the file's own columns (all text)
+FILE_METADATA = (
+    ("_batch_id", "bigint"),
+    ("_extracted_at", "timestamp with time zone"),
+    ("_source", "text"),
+    ("_file_name", "text"),
+    ("_line_no", "integer"),
+    ("_malformed", "boolean"),
+    ("_raw_line", "text"),
+)
+DONE = ("passed", "published")  # a content whose batch reached one of these is not loaded again
+
+
+class FilesWithheld(PublishBlocked):
+    """Some files of a run were not validated: the others were published all the same."""
+
+    def __init__(self, message: str, *, published: dict[str, int], withheld: list[str]):
+        super().__init__(message)
+        self.published = published
+        self.withheld = withheld
+
+
+class FileRefused(RuntimeError):
+    """A file cannot be loaded as delivered (not a plain file of the drop folder, encoding,
+    header); recorded in audit.file_load. Its message never quotes the file's content."""
+
+
+class FileLoadError(RuntimeError):
+    """A load failed in the database; the message keeps PostgreSQL's error class and SQLSTATE
+    but none of its quoted values or CONTEXT lines (COPY's CONTEXT quotes the failing line)."""
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    source: str
+    file_name: str
+    sha256: str
+    status: str  # loaded | skipped (this content was loaded before)
+    batch_id: int | None
+    batch_run_id: str | None  # audit.load_batch.run_id of the file's batch
+    encoding: str | None = None
+    rows: int = 0
+    rows_malformed: int = 0
+
+
+def drop_dir(manifest: SourceManifest) -> Path:
+    """The folder a file source drops into: absolute, or relative to $HDP_HOME."""
+    folder = Path(manifest.drop_dir or f"drops/{manifest.source}")
+    return folder if folder.is_absolute() else load_settings().home / folder
+
+
+def file_table(manifest: SourceManifest) -> TableSpec:
+    if manifest.kind != "files" or len(manifest.tables) != 1 or not manifest.tables[0].columns:
+        raise ValueError(
+            f"source {manifest.source}: a file source has kind: files and exactly one table "
+            "with its expected columns (dags/sources/<source>.yml)"
+        )
+    return manifest.tables[0]
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unread_digest(file_name: str) -> str:
+    """audit.file_load's key for a file refused before it was read: a digest of its name
+    (prefixed so that it never equals a content's), since its bytes are never opened."""
+    return sha256_of(f"hdp-unread-file:{file_name}".encode())
+
+
+def read_drop(path: Path, folder: Path) -> bytes:
+    """The bytes of `path`, which must be a regular file directly in `folder` (no symbolic
+    link, no other hard link, no `..`); raises FileRefused without reading anything else.
+
+    The file is opened relative to the folder's descriptor with O_NOFOLLOW, so a link swapped
+    in between the check and the open is refused too; O_NONBLOCK keeps a FIFO from blocking.
+    """
+    path = Path(path)
+    name = path.name
+    if (
+        name in ("", ".", "..")
+        or ".." in path.parts
+        or os.path.realpath(path.parent) != os.path.realpath(folder)
+    ):
+        raise FileRefused(f"{name or path}: not a file of the drop folder {folder}")
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise FileRefused(f"{name}: a symbolic link, not a delivered file") from None
+            raise FileRefused(f"{name}: cannot be opened ({exc.strerror})") from None
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused(f"{name}: not a regular file")
+        if info.st_nlink != 1:
+            raise FileRefused(
+                f"{name}: a hard link ({info.st_nlink} names for one file), not a delivered "
+                "file: a drop is written into the folder, not linked there"
+            )
+        return handle.read()
+
+
+def batch_run_id(run_id: str, file_name: str, sha256: str) -> str:
+    """The load batch's run id: one batch per file content per DAG run."""
+    return f"{run_id}:{file_name}:{sha256[:12]}"
+
+
+def detect_encoding(data: bytes) -> str:
+    """utf-8-sig when the file starts with a BOM, else strict UTF-8, else strict GBK."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    for encoding in ("utf-8", "gbk"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise UnicodeError("neither UTF-8 (with or without BOM) nor GBK")
+
+
+def _done_status(cur, source: str, sha256: str) -> tuple[str | None, str | None]:
+    """(status, run id) of the batch that last loaded this content, if any."""
+    cur.execute(
+        "select b.status, b.run_id from audit.file_load as f "
+        "left join audit.load_batch as b on b.batch_id = f.batch_id "
+        "where f.source = %s and f.sha256 = %s and f.status = 'loaded'",
+        (source, sha256),
+    )
+    row = cur.fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def list_new_files(wh, manifest: SourceManifest, folder: Path | None = None) -> list[Path]:
+    """Entries of the drop folder matching the manifest's pattern whose content has not been
+    loaded and validated yet, in name order. An entry that read_drop refuses (a symbolic link,
+    a hard link...) is listed, unread, so that its load records the refusal and alerts."""
+    folder = folder or drop_dir(manifest)
+    paths = sorted(
+        p for p in folder.glob(manifest.pattern or "*") if not p.is_dir() or p.is_symlink()
+    )
+    new = []
+    with wh.cursor() as cur:
+        for path in paths:
+            try:
+                digest = sha256_of(read_drop(path, folder))
+            except FileRefused:
+                new.append(path)
+                continue
+            status, _ = _done_status(cur, manifest.source, digest)
+            if status not in DONE:
+                new.append(path)
+    wh.rollback()
+    return new
+
+
+def _escape(value: str | None) -> str:
+    """A value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def parse_lines(text: str, columns: tuple[str, ...]) -> tuple[list[list[str | None]], int]:
+    """Rows (file columns, then _line_no, _malformed, _raw_line) of a file's data lines and the
+    number of malformed lines; raises FileRefused when the header is not `columns`."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final line break
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if not lines:
+        raise FileRefused("the file is empty: no header line")
+    try:
+        header = [c.strip() for c in next(csv.reader([lines[0]]))]
+    except csv.Error:
+        header = []
+    if header != list(columns):
+        raise FileRefused(header_mismatch(header, columns))
+    rows: list[list[str | None]] = []
+    malformed = 0
+    width = len(columns)
+    for line_no, line in enumerate(lines[1:], start=2):
+        try:
+            fields = next(csv.reader([line]), [])
+        except csv.Error:
+            fields = []
+        if len(fields) == width:
+            rows.append([*fields, str(line_no), "f", None])
+            continue
+        malformed += 1
+        # keep the line: its first field as the key the quarantine records it under
+        key = fields[0].strip() if fields and fields[0].strip() else f"line:{line_no}"
+        rows.append([key, *([None] * (width - 1)), str(line_no), "t", line])
+    return rows, malformed
+
+
+def header_mismatch(header: list[str], columns: tuple[str, ...]) -> str:
+    """Why a header is not the manifest's, naming only the manifest's columns and positions:
+    the header line is file content (a secret, if the file is not what its name says)."""
+    found = f"{len(header)} field{'' if len(header) == 1 else 's'} found"
+    expected = f"expected the {len(columns)} columns {','.join(columns)}"
+    first = next((i for i, (a, b) in enumerate(zip(header, columns, strict=False)) if a != b), None)
+    if first is None:
+        where = f"fields 1-{min(len(header), len(columns))} match, {found}"
+    else:
+        where = f"field {first + 1} is not {columns[first]!r}, {found}"
+    missing = [c for c in columns if c not in header]
+    if header and not missing and len(header) == len(columns):
+        where += " (same names, another order)"
+    elif missing:
+        where += f"; missing {', '.join(missing)}"
+    return f"schema drift: header line 1 does not match: {expected}; {where}"
+
+
+def _ensure_raw_table(cur, schema: str, table: str, columns: tuple[str, ...]) -> None:
+    """Create raw_<source>.<table> (file columns as text + FILE_METADATA); refuse drift."""
+    wanted = [(c, "text") for c in columns] + list(FILE_METADATA)
+    cur.execute(
+        "select 1 from pg_catalog.pg_tables where schemaname = %s and tablename = %s",
+        (schema, table),
+    )
+    if cur.fetchone() is None:
+        cur.execute(
+            sql.SQL("create table {}.{} ({})").format(
+                sql.Identifier(schema),
+                sql.Identifier(table),
+                sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in wanted
+                ),
+            )
+        )
+        return
+    existing = source_columns(cur.connection, schema, table)
+    if existing != wanted:
+        missing = [c for c, _ in wanted if c not in dict(existing)]
+        extra = [c for c, _ in existing if c not in dict(wanted)]
+        raise FileRefused(
+            f"schema drift in {schema}.{table}: the manifest wants {missing or 'nothing new'}, "
+            f"the raw table has {extra or 'nothing extra'} (or other types/order). Migrate the "
+            "raw table to the manifest's columns before the next load."
+        )
+
+
+def _record_refusal(wh, source: str, file_name: str, sha256: str, error: str) -> None:
+    wh.rollback()
+    with wh.cursor() as cur:
+        cur.execute(
+            """
+            insert into audit.file_load (source, file_name, sha256, status, error)
+            values (%s, %s, %s, 'refused', %s)
+            on conflict (source, sha256) do update
+            set file_name = excluded.file_name, status = 'refused', error = excluded.error,
+                batch_id = null, loaded_at = now()
+            where audit.file_load.status <> 'loaded'
+            """,
+            (source, file_name, sha256, error[:500]),
+        )
+    wh.commit()
+
+
+def _copy_rows(cur, manifest: SourceManifest, spec: TableSpec, rows, meta: list[str]) -> int:
+    """COPY parsed rows with their load metadata into the raw table; returns rows written."""
+    buffer = io.StringIO()
+    for row in rows:
+        # file columns, then FILE_METADATA's order: batch, time, source, file, line...
+        values: Iterable[str | None] = [*row[: len(spec.columns)], *meta, *row[-3:]]
+        buffer.write("\t".join(_escape(v) for v in values) + "\n")
+    buffer.seek(0)
+    names = [*spec.columns, *(n for n, _ in FILE_METADATA)]
+    cur.copy_expert(
+        sql.SQL("copy {}.{} ({}) from stdin")
+        .format(
+            sql.Identifier(manifest.raw_schema),
+            sql.Identifier(spec.name),
+            sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        )
+        .as_string(cur.connection),
+        buffer,
+    )
+    return cur.rowcount
+
+
+def _record_failure(wh, manifest: SourceManifest, spec: TableSpec, run_key: str, exc) -> None:
+    """The batch row was rolled back with the rows: record the failed attempt."""
+    wh.rollback()
+    error = safe_error(exc)
+    with wh.cursor() as cur:
+        cur.execute(
+            """
+            insert into audit.load_batch (source, table_name, run_id, status, error)
+            values (%s, %s, %s, 'failed', %s)
+            on conflict (source, table_name, run_id)
+            do update set status = 'failed', error = excluded.error
+            """,
+            (manifest.source, spec.name, run_key, error),
+        )
+    wh.commit()
+
+
+def _read_or_refuse(wh, manifest: SourceManifest, path: Path, folder: Path) -> bytes:
+    """read_drop, recording a refusal in audit.file_load under the name's digest."""
+    try:
+        return read_drop(path, folder)
+    except FileRefused as exc:
+        message = f"{manifest.source} file refused unread: {exc}. Nothing of it is loaded."
+        _record_refusal(wh, manifest.source, path.name, unread_digest(path.name), message)
+        raise FileRefused(message) from None
+
+
+def _write_batch(
+    cur,
+    manifest: SourceManifest,
+    spec: TableSpec,
+    path_name: str,
+    run_key: str,
+    digest: str,
+    rows: list[list[str | None]],
+    encoding: str,
+    malformed: int,
+    started: float,
+) -> int:
+    """In the caller's transaction: the batch row, the file's rows (a retry of this run replaces
+    the batch's rows) and the file record; returns the batch id. `started`: the load's start
+    (time.monotonic()), for audit.load_batch.duration_s."""
+    _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns)
+    cur.execute(
+        """
+        insert into audit.load_batch (source, table_name, run_id, status)
+        values (%s, %s, %s, 'loading')
+        on conflict (source, table_name, run_id)
+        do update set status = 'loading', started_at = now(), error = null
+        returning batch_id
+        """,
+        (manifest.source, spec.name, run_key),
+    )
+    batch_id = cur.fetchone()[0]
+    # a retry of this run replaces the batch's rows
+    cur.execute(
+        sql.SQL("delete from {}.{} where _batch_id = %s").format(
+            sql.Identifier(manifest.raw_schema), sql.Identifier(spec.name)
+        ),
+        (batch_id,),
+    )
+    meta = [str(batch_id), datetime.now(UTC).isoformat(), manifest.source, path_name]
+    written = _copy_rows(cur, manifest, spec, rows, meta)
+    if written != len(rows):
+        raise RuntimeError(f"{path_name}: parsed {len(rows)} lines but wrote {written}")
+    cur.execute(
+        """
+        update audit.load_batch
+        set status = 'loaded', rows_read = %s, rows_written = %s, finished_at = now(),
+            duration_s = %s
+        where batch_id = %s
+        """,
+        (len(rows), written, time.monotonic() - started, batch_id),
+    )
+    cur.execute(
+        """
+        insert into audit.file_load (source, file_name, sha256, batch_id, encoding, rows,
+            rows_malformed, status)
+        values (%s, %s, %s, %s, %s, %s, %s, 'loaded')
+        on conflict (source, sha256) do update
+        set file_name = excluded.file_name, batch_id = excluded.batch_id,
+            encoding = excluded.encoding, rows = excluded.rows,
+            rows_malformed = excluded.rows_malformed, status = 'loaded', error = null,
+            loaded_at = now()
+        """,
+        (manifest.source, path_name, digest, batch_id, encoding, len(rows), malformed),
+    )
+    return batch_id
+
+
+def ingest_file(
+    wh, manifest: SourceManifest, path: Path, run_id: str, folder: Path | None = None
+) -> FileLoad:
+    """Load one dropped file of `folder` (default: the manifest's drop folder) into
+    raw_<source>.<table> exactly once (see the module docstring).
+
+    Skips a content already loaded and validated; raises FileRefused (recorded in
+    audit.file_load, nothing loaded) for a path that is not a regular file of the folder, an
+    undecodable file or another header.
+    """
+    spec = file_table(manifest)
+    path = Path(path)
+    folder = folder or drop_dir(manifest)
+    started = time.monotonic()
+    data = _read_or_refuse(wh, manifest, path, folder)
+    digest = sha256_of(data)
+    where = f"{manifest.source} file {path.name} (sha256 {digest[:12]})"
+    with wh.cursor() as cur:
+        status, done_run = _done_status(cur, manifest.source, digest)
+    wh.rollback()
+    if status in DONE:
+        log.info("%s: already loaded (batch %s), skipped", where, status)
+        return FileLoad(manifest.source, path.name, digest, "skipped", None, done_run)
+    try:
+        encoding = detect_encoding(data)
+        rows, malformed = parse_lines(data.decode(encoding), spec.columns)
+    except (UnicodeError, FileRefused) as exc:
+        message = f"{where} refused: {exc}. Nothing of it is loaded; ask the sender to re-send it."
+        _record_refusal(wh, manifest.source, path.name, digest, message)
+        raise FileRefused(message) from exc
+    del data
+    run_key = batch_run_id(run_id, path.name, digest)
+    try:
+        with wh.cursor() as cur:
+            # one loader per content at a time: two names with the same bytes load once
+            cur.execute(
+                "select pg_advisory_xact_lock(hashtext(%s))", (f"{manifest.source}:{digest}",)
+            )
+            status, done_run = _done_status(cur, manifest.source, digest)
+            same_run = (done_run or "").startswith(f"{run_id}:") and done_run != run_key
+            if status in DONE or (status == "loaded" and same_run):
+                wh.rollback()
+                log.info("%s: loaded meanwhile (batch %s), skipped", where, status)
+                return FileLoad(manifest.source, path.name, digest, "skipped", None, done_run)
+            batch_id = _write_batch(
+                cur, manifest, spec, path.name, run_key, digest, rows, encoding, malformed, started
+            )
+        wh.commit()
+    except FileRefused as exc:
+        _record_failure(wh, manifest, spec, run_key, exc)
+        raise
+    except Exception as exc:
+        _record_failure(wh, manifest, spec, run_key, exc)
+        # not `raise`: the database error's text and CONTEXT can quote the file's lines
+        raise FileLoadError(f"{where}: load failed, {safe_error(exc)}") from None
+    except BaseException as exc:
+        _record_failure(wh, manifest, spec, run_key, exc)
+        raise
+    with wh.cursor() as cur:
+        cur.execute(
+            sql.SQL("analyze {}.{}").format(
+                sql.Identifier(manifest.raw_schema), sql.Identifier(spec.name)
+            )
+        )
+    wh.commit()
+    log.info(
+        "%s: batch %s, %s rows (%s malformed), encoding %s, %.2fs",
+        where,
+        batch_id,
+        len(rows),
+        malformed,
+        encoding,
+        time.monotonic() - started,
+    )
+    return FileLoad(
+        manifest.source,
+        path.name,
+        digest,
+        "loaded",
+        batch_id,
+        run_key,
+        encoding,
+        len(rows),
+        malformed,
+    )
+
+
+def publish_files(wh, *, manifest: SourceManifest, run_id: str) -> dict[str, int]:
+    """Publish each validated file batch of this DAG run on its own (hdp.quality.gate.publish_run),
+    and any batch an earlier run validated but did not publish (a crash before its publish).
+
+    Returns rows published per file; raises FilesWithheld (a PublishBlocked), after publishing
+    the others, when a file of this run was not validated.
+    """
+    spec = file_table(manifest)
+    prefix = f"{run_id}:"
+    with wh.cursor() as cur:
+        cur.execute(
+            """
+            select b.run_id, b.status, coalesce(f.file_name, b.run_id) from audit.load_batch as b
+            left join audit.file_load as f on f.batch_id = b.batch_id
+            where b.source = %s and b.table_name = %s
+              and (left(b.run_id, length(%s)) = %s or b.status = 'passed')
+            order by b.batch_id
+            """,
+            (manifest.source, spec.name, prefix, prefix),
+        )
+        batches = cur.fetchall()
+    wh.rollback()
+    published: dict[str, int] = {}
+    blocked: list[str] = []
+    for key, status, file_name in batches:
+        if status == "published":
+            continue
+        if status == "failed" and not key.startswith(prefix):
+            continue
+        try:
+            rows = publish_run(wh, source=manifest.source, run_id=key, tables=[spec.name])
+        except PublishBlocked:
+            blocked.append(f"{file_name} ({status})")
+            continue
+        published[file_name] = rows.get(spec.name, 0)
+    if blocked:
+        raise FilesWithheld(
+            f"{manifest.source} run {run_id}: published {len(published)} file(s); not validated, "
+            f"so not published: {', '.join(blocked)}. See the gate task's log and the Data "
+            "quality page; a corrected file re-sent under the same name loads as a new delivery.",
+            published=published,
+            withheld=blocked,
+        )
+    return published

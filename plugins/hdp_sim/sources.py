@@ -1,0 +1,137 @@
+"""The demo's simulated source databases and their logins: configuration of the demo only.
+
+- `his`      the simulated HIS (owner `his_owner`, read-only login `his_reader`)
+- `pharmacy` the simulated pharmacy (owner `pharmacy_owner`, read-only login `pharmacy_reader`)
+
+Both live beside the warehouse on the embedded cluster. Set-up creates them, records each
+reader's URL as the platform's source connection (hdp.warehouse.database.save_source_connection:
+the platform reads a hospital's source the same way, from AIRFLOW_CONN_<CONN_ID> or that file),
+then runs the platform's own set-up. Against an existing server (HDP_PG_URL) a real source is
+someone else's and is never created or touched, unless HDP_MANAGE_HIS_SOURCE=1 (compose's demo).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from importlib import resources
+
+import psycopg2
+from psycopg2 import sql
+
+from hdp.config import Settings, load_settings
+from hdp.runtime import setup
+from hdp.secrets import password
+from hdp.warehouse.database import (
+    Login,
+    Logins,
+    connect,
+    ensure_database,
+    ensure_role,
+    save_source_connection,
+    server_login,
+)
+from hdp.warehouse.database import (
+    logins as platform_logins,
+)
+
+# source name -> the platform connection id its manifest (dags/sources/<name>.yml) reads through
+CONN_IDS = {"his": "his_source", "pharmacy": "pharmacy_source"}
+
+
+@dataclass(frozen=True)
+class DemoLogins(Logins):
+    """The platform's logins and the simulated sources' owners and readers."""
+
+    his_owner: Login
+    his_reader: Login
+    pharmacy_owner: Login
+    pharmacy_reader: Login
+
+    def simulated_sources(self) -> list[tuple[str, Login, Login]]:
+        """(source, owner login, read-only login) of each simulated source database."""
+        return [
+            ("his", self.his_owner, self.his_reader),
+            ("pharmacy", self.pharmacy_owner, self.pharmacy_reader),
+        ]
+
+
+def _login(settings: Settings, env: str, user: str, dbname: str) -> Login:
+    # generated on first use, like the platform's own (hdp.secrets), under the demo's names
+    return server_login(settings, env, user, f"{user}_password", dbname, password)
+
+
+def logins(settings: Settings | None = None) -> DemoLogins:
+    settings = settings or load_settings()
+    base = platform_logins(settings)
+    return DemoLogins(
+        **{f.name: getattr(base, f.name) for f in fields(Logins)},
+        his_owner=_login(settings, "HDP_HIS_OWNER_URL", "his_owner", "his"),
+        his_reader=_login(settings, "AIRFLOW_CONN_HIS_SOURCE", "his_reader", "his"),
+        pharmacy_owner=_login(settings, "HDP_PHARMACY_OWNER_URL", "pharmacy_owner", "pharmacy"),
+        pharmacy_reader=_login(
+            settings, "AIRFLOW_CONN_PHARMACY_SOURCE", "pharmacy_reader", "pharmacy"
+        ),
+    )
+
+
+def manages_simulated_sources(settings: Settings) -> bool:
+    """The simulated sources live beside the warehouse on the embedded cluster; against an
+    existing server the sources are someone else's, unless HDP_MANAGE_HIS_SOURCE=1."""
+    return settings.embedded or os.environ.get("HDP_MANAGE_HIS_SOURCE") == "1"
+
+
+def init_sources(lg: DemoLogins, settings: Settings | None = None) -> None:
+    """Roles, databases and schemas of the simulated sources, each reader granted read-only
+    access and recorded as the platform's connection of that source."""
+    settings = settings or load_settings()
+    admin = psycopg2.connect(lg.admin.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        for _, owner, reader in lg.simulated_sources():
+            ensure_role(cur, owner)
+            ensure_role(cur, reader)
+            ensure_database(cur, owner.dbname, owner.user)
+            cur.execute(
+                sql.SQL("grant connect on database {} to {}").format(
+                    sql.Identifier(owner.dbname), sql.Identifier(reader.user)
+                )
+            )
+    admin.close()
+    for source, owner, reader in lg.simulated_sources():
+        _init_source_schema(source, owner, reader)
+        save_source_connection(settings, CONN_IDS[source], reader)
+
+
+def _init_source_schema(source: str, owner: Login, reader: Login) -> None:
+    """The simulated source's schema (hdp_sim/<source>_schema.sql), readable by its reader;
+    the simulator's bookkeeping schema `sim` stays the owner's."""
+    text = resources.files("hdp_sim").joinpath(f"{source}_schema.sql").read_text("utf-8")
+    with connect(owner) as conn, conn.cursor() as cur:
+        cur.execute(text)
+        schema, login = sql.Identifier(source), sql.Identifier(reader.user)
+        cur.execute(sql.SQL("grant usage on schema {} to {}").format(schema, login))
+        cur.execute(sql.SQL("grant select on all tables in schema {} to {}").format(schema, login))
+        cur.execute(
+            sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(
+                schema, login
+            )
+        )
+    conn.close()
+
+
+def init_databases(lg: DemoLogins | None = None) -> DemoLogins:
+    """The demo's set-up: the simulated sources (when managed here), then the platform's own
+    (hdp.runtime.setup.init_databases), which shapes raw_<source> after the sources."""
+    settings = load_settings()
+    lg = lg or logins(settings)
+    if manages_simulated_sources(settings):
+        init_sources(lg, settings)
+    setup.init_databases(lg)
+    return lg
+
+
+def ensure_demo_databases() -> DemoLogins:
+    """Servers up, simulated sources and platform databases made (idempotent)."""
+    setup.start_servers()
+    return init_databases()
