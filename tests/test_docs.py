@@ -21,6 +21,7 @@ PLATFORM = PLUGINS / "hdp"
 DOCS = [
     REPO / "README.md",
     REPO / "dbt_project" / "README.md",
+    REPO / "expectations" / "README.md",
     *sorted((REPO / "docs").glob("*.md")),
 ]
 INCREMENTAL = re.compile(r"materialized\s*=\s*['\"]incremental['\"]")
