@@ -128,16 +128,22 @@ def test_dag_code_names_connections_never_credentials(path: Path):
     assert not re.search(r"(?i)password\s*[=:]\s*[\"']", text)  # no literal password
 
 
-def test_generated_secrets_are_private_files(cluster):
-    from hdp_sim.sources import logins
+def test_generated_secrets_are_private_files(platform):
+    from hdp.runtime.env import platform_env
 
-    logins()
+    platform_env()  # Airflow's keys
+    security.identity_key(load_settings())
     sdir = load_settings().secrets_dir
     assert (sdir.stat().st_mode & 0o777) == 0o700
-    files = [p for p in sdir.iterdir() if p.is_file()]
+    files = [p for p in sdir.rglob("*") if p.is_file()]
     assert {"pseudonym_key", "identity_key", "airflow_fernet_key"} <= {p.name for p in files}
     for path in files:
         assert (path.stat().st_mode & 0o077) == 0, f"{path} is readable by others"
+    # the source connections the demo records for the platform (URLs with passwords)
+    connections = sdir / "connections"
+    assert {"his_source", "pharmacy_source"} <= {p.name for p in connections.iterdir()}
+    for folder in [p for p in sdir.rglob("*") if p.is_dir()]:
+        assert (folder.stat().st_mode & 0o077) == 0, f"{folder} is open to others"
 
 
 def test_the_platform_says_where_secrets_are_without_printing_them(cluster):

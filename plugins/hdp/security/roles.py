@@ -454,6 +454,7 @@ def secrets_report(settings: Settings | None = None) -> str:
     sdir = settings.secrets_dir
     names = sorted(n for n in GENERATORS if (sdir / n).exists())
     extra = [p.name for p in sorted(sdir.glob("*.json"))] if sdir.exists() else []
+    extra += [f"connections/{p.name}" for p in sorted(sdir.glob("connections/*"))]
     return (
         f"Secrets: generated in {sdir} (folder 0700, files 0600; never committed): "
         + ", ".join(names + extra)

@@ -187,6 +187,7 @@ def save_source_connection(settings: Settings, conn_id: str, login: Login) -> No
     folder = connections_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.secrets_dir, 0o700)
+    os.chmod(folder, 0o700)
     path = folder / conn_id
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
