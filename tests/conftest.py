@@ -247,6 +247,7 @@ def platform(pg_admin_dsn: str):
 TIERS = ("unit", "integration", "e2e")
 MODULE_TIERS: dict[str, str] = {
     "test_compose": "unit",
+    "test_docs": "unit",
     "test_forecast": "unit",
     "test_idcard": "unit",
     "test_layout": "unit",
