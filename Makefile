@@ -8,7 +8,7 @@ HDP := $(BIN)/python -m hdp
 SIM := $(BIN)/python -m hdp_sim
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test up down stop lint lock clean browser summary bench forecast-bench
+.PHONY: install demo test test-fast up down stop lint lock clean browser summary bench forecast-bench
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ demo: install
 # :55433, Airflow's metadata on a socket only).
 test: install browser
 	@$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
+
+# The unit tier alone (no database, no server; tests/conftest.py assigns the tiers): a minute.
+test-fast: install
+	@$(BIN)/pytest -q -m unit --durations=10 $(PYTEST_ARGS)
 
 # Headless Chromium for the UI screenshot tests (Debian's package; installed when root).
 browser:

@@ -14,12 +14,8 @@ import pytest
 from psycopg2 import errors, sql
 
 from hdp.config import load_settings
-from hdp.quality.gate import GateResult
-from hdp.runtime.dbt import run_dbt
 from hdp.security import roles as security
 from hdp.warehouse.database import Login, connect
-from hdp_sim import his
-from tests.pipeline import ingest
 
 # schemas an identifier may live in: the landing, staging's views over it and the encrypted
 # identity store (the patient index in intermediate keeps keyed HMACs only)
@@ -67,20 +63,9 @@ class Identifiers:
 
 
 @pytest.fixture(scope="module")
-def pipeline(cluster, pg_admin_dsn):
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    from hdp_sim.sources import logins
-
-    lg = logins()
-    owner = connect(lg.his_owner)
-    his.generate(owner, his.SimConfig(seed=5, scale=0.02, history_days=14))
-    owner.close()
-    outcome = ingest(lg, "run-scan-1")
-    assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
-    run_dbt("seed")
-    build = run_dbt("build")
+def pipeline(built_warehouse):
+    """The session's built warehouse (tests/conftest.py), restored, with the identity store."""
+    lg, build = built_warehouse
     assert "ERROR=0" in build.stdout.replace(" ", "")
     wh = connect(lg.warehouse)
     security.refresh_patient_identity(wh, security.identity_key())

@@ -22,13 +22,10 @@ from dataclasses import replace
 import pytest
 from psycopg2 import sql
 
-from hdp.quality.gate import GateResult
 from hdp.runtime.dbt import run_dbt
 from hdp.security import roles as security
 from hdp.warehouse.database import Login, connect
-from hdp_sim import his
 from hdp_sim.reference import REGIONS
-from tests.pipeline import ingest
 from tests.test_identifier_scan import Identifiers, simulated_identifiers
 
 K = int(os.environ.get("HDP_K_ANONYMITY", "5"))
@@ -55,20 +52,9 @@ PROVINCE = re.compile(r"^(.+?(?:省|自治区)|北京市|上海市|天津市|重
 
 
 @pytest.fixture(scope="module")
-def pipeline(cluster, pg_admin_dsn):
-    from hdp_sim.sources import logins
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    lg = logins()
-    owner = connect(lg.his_owner)
-    his.generate(owner, his.SimConfig(seed=7, scale=0.03, history_days=14))
-    owner.close()
-    outcome = ingest(lg, "run-k-1")
-    assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
-    run_dbt("seed")
-    build = run_dbt("build", check=False)
-    return lg, build
+def pipeline(built_warehouse):
+    """The session's built warehouse (tests/conftest.py), restored."""
+    return built_warehouse
 
 
 @pytest.fixture(scope="module")

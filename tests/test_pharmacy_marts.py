@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.quality.gate import GateResult
-from hdp.runtime.dbt import run_dbt
 from hdp.warehouse.database import connect
-from hdp_sim import his, pharmacy
-from tests.pipeline import ingest, ingest_source
+from hdp_sim import pharmacy
 
 PHARMACY_MARTS = (
     "dim_medication",
@@ -31,27 +28,16 @@ PHARMACY_MARTS = (
 
 
 @pytest.fixture(scope="module")
-def built(cluster, pg_admin_dsn):
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    from hdp_sim.sources import logins
-
-    lg = logins()
-    his_owner, pharmacy_owner = connect(lg.his_owner), connect(lg.pharmacy_owner)
-    his.generate(his_owner, his.SimConfig(seed=7, scale=0.02, history_days=60))
-    pharmacy.generate(pharmacy_owner, his_owner, pharmacy.PharmacyConfig(seed=7))
-    his_owner.close()
+def built(built_warehouse):
+    """The session's built warehouse (tests/conftest.py: this simulation), restored."""
+    lg, build = built_warehouse
+    pharmacy_owner = connect(lg.pharmacy_owner)
     with pharmacy_owner.cursor() as cur:
         cur.execute("select kind, record_id, clean_value from sim.defect_manifest")
         manifest: dict[str, dict[int, str | None]] = {}
         for kind, record_id, clean in cur.fetchall():
             manifest.setdefault(kind, {})[record_id] = clean
     pharmacy_owner.close()
-    for outcome in (ingest(lg, "run-1"), ingest_source(lg, "pharmacy", "run-1")):
-        assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
-    run_dbt("seed")
-    build = run_dbt("build")
     return lg, build, manifest
 
 

@@ -10,13 +10,10 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from hdp.quality.gate import GateResult
 from hdp.runtime.dbt import run_dbt
 from hdp.security import roles as security
 from hdp.warehouse.database import Login, connect
-from hdp_sim import his
 from hdp_sim.sources import init_databases
-from tests.pipeline import ingest
 
 LOGINS = {
     "t_loader": security.LOADER,
@@ -45,20 +42,10 @@ MARTS = [
 
 
 @pytest.fixture(scope="module")
-def built(cluster, pg_admin_dsn):
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    from hdp_sim.sources import logins
-
-    lg = logins()
-    owner = connect(lg.his_owner)
-    his.generate(owner, his.SimConfig(seed=11, scale=0.02, history_days=14))
-    owner.close()
-    outcome = ingest(lg, "run-sec-1")
-    assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
-    run_dbt("seed")
-    run_dbt("run")
+def built(built_warehouse):
+    """The session's built warehouse (tests/conftest.py), restored (this module rotates the
+    pseudonym key), and a login of each kind."""
+    lg, _ = built_warehouse
     wh = connect(lg.warehouse)
     with wh.cursor() as cur:
         # the department with the most encounters, and one other with some

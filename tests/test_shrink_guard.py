@@ -10,30 +10,18 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.quality.gate import GateResult
 from hdp.runtime.dbt import run_dbt
 from hdp.warehouse.database import connect
-from hdp_sim import his
-from tests.pipeline import ingest, marts_fingerprint
+from tests.pipeline import marts_fingerprint
 
 # dim_patient and what it is built from: enough to see the guard, a fraction of a full build
 SHRINKING = "+dim_patient"
 
 
 @pytest.fixture(scope="module")
-def built(cluster, pg_admin_dsn):
-    from hdp_sim.sources import logins
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    lg = logins()
-    owner = connect(lg.his_owner)
-    his.generate(owner, his.SimConfig(seed=5, scale=0.03, history_days=20))
-    owner.close()
-    outcome = ingest(lg, "run-1")
-    assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
-    run_dbt("seed")
-    run_dbt("build")
+def built(built_warehouse):
+    """The session's built warehouse (tests/conftest.py), restored: this module rebuilds it."""
+    lg, _ = built_warehouse
     return lg
 
 

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.quality.gate import GateResult, QualityGateFailed
+from hdp.quality.gate import QualityGateFailed
 from hdp.runtime.dbt import run_dbt
 from hdp.warehouse.database import connect
-from hdp_sim import his
 from tests.pipeline import ingest, marts_fingerprint
 
 
 @pytest.fixture(scope="module")
-def built(cluster, pg_admin_dsn):
-    from tests.conftest import reset_platform_databases
-
-    reset_platform_databases(pg_admin_dsn)
-    from hdp_sim.sources import logins
-
-    lg = logins()
-    owner = connect(lg.his_owner)
-    his.generate(owner, his.SimConfig(seed=3, scale=0.05, history_days=30))
-    owner.close()
-    outcome = ingest(lg, "run-1")
-    assert all(isinstance(r, GateResult) for r in outcome.values()), outcome
-    run_dbt("seed")
-    build = run_dbt("build")
-    return lg, build
+def built(built_warehouse):
+    """The session's built warehouse (tests/conftest.py), restored: this module changes it."""
+    return built_warehouse
 
 
 def _scalar(lg, query: str):

@@ -268,9 +268,12 @@ task (astronomer-cosmos), each followed by its tests; staging reads only rows of
 whose status is `published` in `audit.load_batch`, less quarantined rows. Marts enforce
 contracts.
 
-The large facts (`fct_encounter`, `fct_diagnosis`) are incremental: a run rebuilds the rows
-whose inputs changed since the last build, less the `reprocess_window_hours` window. To rebuild
-them from scratch (after changing their logic), trigger this DAG with `full_refresh` on.
+Five facts are incremental. `fct_encounter` and `fct_diagnosis` rebuild the rows whose inputs
+were published (or released from quarantine) since their last build, less the
+`reprocess_window_hours` window; `fct_prescription_line`, `fct_dispensing` and `fct_lab_result`,
+whose inputs are intermediate tables rebuilt in full, write only the rows whose `row_hash` is new
+or changed. To rebuild all five from scratch (after changing their logic), trigger this DAG with
+`full_refresh` on.
 
 **Shrink guard**: a mart whose build would lose more than `HDP_MAX_MART_SHRINK_SHARE` (default
 20%) of its last build's rows rolls back, so analysts keep the published table, and its task

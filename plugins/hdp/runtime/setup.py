@@ -1,6 +1,6 @@
 """Set-up of the platform's servers: roles, databases, schemas and grants, idempotently.
 
-`ensure_database()` starts the embedded clusters (unless HDP_PG_URL names a server) and runs
+`ensure_platform()` starts the embedded clusters (unless HDP_PG_URL names a server) and runs
 `init_databases()`: the warehouse and its platform tables (hdp/warehouse/schema.sql), the
 least-privilege roles (hdp.security.roles), Airflow's metadata role and database, and an empty
 `raw_<source>` table per table of every database source whose connection is configured (so dbt
