@@ -10,6 +10,8 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from hdp.config import REPO_ROOT, load_settings
 from hdp.manifest import load_manifest
 from hdp.warehouse.database import connect
@@ -227,6 +229,7 @@ def _rows(login, query: str, params=()):
 # ----------------------------------------------------------------- quarantine, composite keys
 
 
+@pytest.mark.integration
 def test_a_quarantined_row_of_a_composite_key_never_reaches_staging(platform, tmp_path):
     manifest, expectations, drops = _file_source(tmp_path)
     _landing_schema(platform, manifest.raw_schema)
@@ -273,6 +276,7 @@ def _fullwidth(text: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in text)
 
 
+@pytest.mark.integration
 def test_a_full_width_card_number_passes_the_gate_as_staging_accepts_it(platform):
     from hdp.ingest.extract import extract_table
     from hdp.quality.gate import publish_run, validate_batch
@@ -337,6 +341,7 @@ def test_a_full_width_card_number_passes_the_gate_as_staging_accepts_it(platform
 # ----------------------------------------------------------------- landing tables, manifests
 
 
+@pytest.mark.unit
 def test_no_landing_table_is_written_by_hand_in_the_warehouse_schema():
     schema_sql = (REPO_ROOT / "plugins" / "hdp").rglob("*.sql")
     hand_written = [
@@ -349,6 +354,7 @@ def test_no_landing_table_is_written_by_hand_in_the_warehouse_schema():
     assert hand_written == []
 
 
+@pytest.mark.integration
 def test_a_new_file_source_gets_its_landing_table_from_its_manifest(platform, tmp_path):
     from hdp.ingest.files import FILE_METADATA, ensure_landing_tables
 
@@ -380,6 +386,7 @@ def test_a_new_file_source_gets_its_landing_table_from_its_manifest(platform, tm
 # ----------------------------------------------------------------- assets and the gate's error
 
 
+@pytest.mark.unit
 def test_each_asset_uri_and_the_gate_exception_are_defined_once():
     platform_code = {
         path: path.read_text(encoding="utf-8")
