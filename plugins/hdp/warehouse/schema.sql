@@ -309,8 +309,9 @@ exception when others then
 end
 $$;
 
--- Full-width ASCII (U+FF01..U+FF5E), the ideographic space (U+3000) and the no-break space
--- (U+00A0) to their half-width forms, as typed by Chinese input methods. The one definition:
+-- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their half-width
+-- forms, as typed by Chinese input methods (the no-break space U+00A0 is not translated: the
+-- last character of the first list is a plain space, as in the macro). The one definition:
 -- dbt's macro to_halfwidth() calls it. A plain SQL function of immutable parts, so PostgreSQL
 -- inlines it into the calling query (no function call per row).
 create or replace function audit.to_halfwidth(value text) returns text
