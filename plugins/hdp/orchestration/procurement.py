@@ -19,7 +19,7 @@ from hdp.orchestration.common import START_DATE, WAREHOUSE_CONN_ID, connection_l
 FORECAST_HORIZON = 6  # months
 
 
-def transformerconnection_login():
+def transformer_login():
     """The transformer's Login from dbt's profile variables (host and port default to the
     hdp_warehouse connection's)."""
     from hdp.runtime.env import TRANSFORMER_CONN_ID
@@ -53,7 +53,7 @@ def run_forecast(horizon: int = FORECAST_HORIZON) -> int:
     from hdp.analytics.forecast import forecast_table
     from hdp.warehouse.database import connect
 
-    conn = connect(transformerconnection_login())
+    conn = connect(transformer_login())
     try:
         rows = forecast_table(conn, horizon)
     finally:
@@ -67,7 +67,7 @@ def run_report() -> str:
     from hdp.config import load_settings
     from hdp.warehouse.database import connect
 
-    conn = connect(transformerconnection_login())
+    conn = connect(transformer_login())
     try:
         path = render_report(conn, load_settings().home / "reports")
     finally:
