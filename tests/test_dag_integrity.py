@@ -54,7 +54,7 @@ def _parse_dags(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path]
         "HDP_WAREHOUSE_HOST": "127.0.0.1",
         "HDP_WAREHOUSE_PORT": "9",
         "HDP_WAREHOUSE_USER": "nobody",
-        "HDP_WAREHOUSE_PASSWORD": "unused",
+        "HDP_WAREHOUSE_PASSWORD": "change-me",  # a placeholder: parsing opens no connection
         "HDP_WAREHOUSE_DB": "nowhere",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
