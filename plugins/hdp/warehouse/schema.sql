@@ -291,7 +291,8 @@ create table if not exists audit.freshness_check (
 -- Helpers the row-level checks call (SQL conditions in expectations/<source>.yml).
 -- Dates as HIS front ends write them: 1980-01-02, 1980/1/2, 1980.1.2, 19800102; else null.
 create or replace function audit.parse_cn_date(value text) returns date
-language plpgsql immutable parallel safe
+-- an EXCEPTION block (a subtransaction) makes a function parallel unsafe (PostgreSQL docs, 15.4)
+language plpgsql immutable parallel unsafe
 as $$
 declare
     t text := btrim(value);
@@ -334,7 +335,9 @@ return nullif(upper(regexp_replace(audit.to_halfwidth(value), '\s+', '', 'g')), 
 -- his.patients.id_card_checksum and dbt's macro is_valid_cn_id_card() call it, so a number
 -- staging accepts never fails the gate's check.
 create or replace function audit.is_valid_cn_id_card(value text) returns boolean
-language plpgsql immutable parallel safe
+-- parallel unsafe: it calls audit.parse_cn_date (an EXCEPTION block); a large staging scan
+-- would otherwise plan it in parallel workers and fail
+language plpgsql immutable parallel unsafe
 as $$
 declare
     -- an already canonical number (staging passes one) skips the costly translate()
