@@ -106,3 +106,40 @@ def test_lost_rows_fail_reconciliation_with_the_source(generated):
         )
     src.close()
     wh.close()
+
+
+def test_the_card_and_date_checks_survive_a_parallel_plan(platform):
+    """Staging calls audit.is_valid_cn_id_card on every patient; at hospital scale PostgreSQL
+    plans such a scan in parallel workers, where a function with an EXCEPTION block (the date
+    parser) fails with 'cannot start subtransactions during a parallel operation'. Forced into
+    a parallel plan, the checks still answer (they are labelled parallel unsafe)."""
+    wh = connect(platform.warehouse)
+    try:
+        with wh.cursor() as cur:
+            for setting in (
+                "force_parallel_mode = on",
+                "parallel_setup_cost = 0",
+                "parallel_tuple_cost = 0",
+                "min_parallel_table_scan_size = 0",
+            ):
+                cur.execute(f"set local {setting}")
+            base = "11010519491231002"
+            weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+            check = "10X98765432"[sum(int(d) * w for d, w in zip(base, weights, strict=True)) % 11]
+            wrong = "0" if check != "0" else "1"
+            cur.execute(
+                "create temp table cards as select %s || case when g %% 2 = 0 then %s else %s "
+                "end as no from generate_series(1, 20000) g",
+                (base, check, wrong),
+            )
+            cur.execute("analyze cards")
+            cur.execute(
+                "select count(*) filter (where audit.is_valid_cn_id_card(no)), "
+                "count(*) filter (where audit.parse_cn_date(substr(no, 7, 8)) is not null) "
+                "from cards"
+            )
+            valid, dated = cur.fetchone()
+    finally:
+        wh.close()
+    assert dated == 20000
+    assert valid == 10000  # every other number carries the right check digit
