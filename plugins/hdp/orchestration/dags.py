@@ -19,6 +19,7 @@ from hdp.orchestration.common import (
     connection_login,
     default_args,
 )
+from hdp.runtime.standard import registry_env
 
 
 def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
@@ -291,6 +292,8 @@ emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` 
             project_config=ProjectConfig(
                 dbt_project_path=project_dir,
                 manifest_path=manifest_path if manifest_path.exists() else None,
+                # the standard layer's members, found from the project's mapping files
+                env_vars=registry_env(project_dir),
             ),
             profile_config=ProfileConfig(
                 profile_name="hdp",
