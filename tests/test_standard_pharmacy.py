@@ -25,7 +25,7 @@ import pytest
 
 from hdp.config import REPO_ROOT
 from hdp.runtime.dbt import run_dbt
-from hdp.runtime.env import platform_env
+from hdp.security.roles import TRANSFORMER
 from hdp.warehouse.database import connect
 
 REUSED_CODE = "X0001"
@@ -171,7 +171,6 @@ def _project_with_retail(tmp_path: Path) -> Path:
 
 def _load_sales(lg) -> None:
     """The export, landed as text the way a file drop lands (the transformer may read it)."""
-    transformer = platform_env()["HDP_WAREHOUSE_USER"]
     admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
     with admin, admin.cursor() as cur:
         cur.execute("create schema raw_retail")
@@ -185,8 +184,9 @@ def _load_sales(lg) -> None:
             "insert into raw_retail.sales values (%s, %s, %s, %s, (%s::date + %s)::text)",
             [(*row[:4], first_day, row[4]) for row in SALES],
         )
-        cur.execute(f'grant usage on schema raw_retail to "{transformer}"')
-        cur.execute(f'grant select on raw_retail.sales to "{transformer}"')
+        # as roles.py grants raw_<source>: to the transformer group, which owns the views
+        cur.execute(f"grant usage on schema raw_retail to {TRANSFORMER}")
+        cur.execute(f"grant select on raw_retail.sales to {TRANSFORMER}")
     admin.close()
 
 
@@ -310,3 +310,43 @@ def test_rerunning_the_build_changes_nothing(retail):
     )
     assert after == before
     assert _rows(lg, "select count(*), sum(amount) from marts.fct_dispensing")[0] == facts_before
+
+
+def test_group_totals_are_the_sum_of_the_institutions(retail):
+    lg, _, _ = retail
+    # consumption: per month and ATC code, the group row = the institutions' rows
+    diff = _rows(
+        lg,
+        "with inst as (select month, 'ALL:' || coalesce(atc_code, 'unmapped') as k, "
+        "sum(quantity) q, sum(spend) s, sum(lines) n from marts.mart_drug_consumption_monthly "
+        "where institution_id <> 'ALL' group by 1, 2), "
+        "grp as (select month, medication_key as k, quantity q, spend s, lines n "
+        "from marts.mart_drug_consumption_monthly where institution_id = 'ALL') "
+        "select count(*) from inst full join grp using (month, k) "
+        "where inst.q is distinct from grp.q or inst.s is distinct from grp.s "
+        "or inst.n is distinct from grp.n",
+    )[0][0]
+    assert diff == 0
+    institutions = _rows(
+        lg,
+        "select array_agg(distinct institution_id order by institution_id) "
+        "from marts.mart_drug_consumption_monthly",
+    )[0][0]
+    assert institutions == ["ALL", "H001", "H002"]
+    # the retail products are unmapped: their spend is in the group's 'ALL:unmapped' rows
+    unmapped = _rows(
+        lg,
+        "select sum(spend) from marts.mart_drug_consumption_monthly "
+        "where institution_id = 'ALL' and medication_key = 'ALL:unmapped'",
+    )[0][0]
+    assert unmapped >= TOTAL_SPEND
+    # ABC: classified within each institution (shares sum to 1 per institution and the group)
+    shares = dict(
+        _rows(
+            lg,
+            "select institution_id, round(sum(value_share), 3) from marts.mart_drug_abc_xyz "
+            "group by 1",
+        )
+    )
+    assert set(shares) == {"ALL", "H001", "H002"}
+    assert all(abs(float(v) - 1) < 0.002 for v in shares.values())

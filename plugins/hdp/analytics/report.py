@@ -27,9 +27,12 @@ QUERIES = {
     "consumption": """
         select month, medication_key, atc_level1, department_key, quantity, spend
         from marts.mart_drug_consumption_monthly""",
+    # the institutions' products; the group's rows (institution_id 'ALL', by ATC code) are for
+    # a group report, not yet written
     "abc_xyz": """
         select medication_key, annual_value, abc_class, xyz_class
-        from marts.mart_drug_abc_xyz""",
+        from marts.mart_drug_abc_xyz
+        where institution_id <> 'ALL'""",
     "reorder": """
         select r.medication_key, m.generic_name, r.on_hand, r.on_order, r.reorder_point,
                r.suggested_order_qty, r.expiring_30d_qty
