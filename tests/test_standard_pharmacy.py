@@ -350,3 +350,61 @@ def test_group_totals_are_the_sum_of_the_institutions(retail):
     )
     assert set(shares) == {"ALL", "H001", "H002"}
     assert all(abs(float(v) - 1) < 0.002 for v in shares.values())
+
+
+@pytest.mark.parametrize(
+    ("table", "source_id", "entity", "fact"),
+    [
+        ("prescription_lines", "line_id", "std_medication_order_line", "fct_prescription_line"),
+        ("dispensing", "dispense_id", "std_dispensing", "fct_dispensing"),
+        ("purchase_orders", "po_id", "std_purchase", "fct_purchase"),
+        ("stock_batches", "snapshot_id", "std_stock", "fct_stock_snapshot"),
+    ],
+)
+def test_hospital_a_reconciles_source_standard_and_fact(retail, table, source_id, entity, fact):
+    """Per institution: the source's records less the quarantined ones (less re-sent copies,
+    collapsed into their original) are the standard's rows and the fact's, key for key."""
+    lg, _, _ = retail
+    owner = connect(lg.pharmacy_owner)
+    with owner.cursor() as cur:
+        cur.execute(f"select {source_id}::text from pharmacy.{table}")
+        source = {k for (k,) in cur.fetchall()}
+    owner.close()
+    held = {
+        k
+        for (k,) in _rows(
+            lg,
+            "select record_key from audit.row_issue where table_name = %s "
+            "and action = 'quarantine' and released_at is null",
+            (table,),
+        )
+    }
+    standard = {
+        k
+        for (k,) in _rows(
+            lg,
+            f"select source_record_id from standard.{entity} "
+            "where institution_id = 'H001' and source_system = 'pharmacy'",
+        )
+    }
+    facts = _rows(
+        lg,
+        f"select {source_id}, institution_id || ':' || source_system || ':' || {source_id} "
+        f"from marts.{fact} where institution_id = 'H001'",
+    )
+    copies = set()
+    if table == "dispensing":
+        copies = {str(k) for k in _dispensing_copies(lg)}
+    assert standard == source - held - copies
+    assert {f[0] for f in facts} == standard
+    # the fact's key is the standard's: institution, source and the source's id
+    assert all(key == f"H001:pharmacy:{sid}" for sid, key in facts)
+
+
+def _dispensing_copies(lg) -> set[int]:
+    owner = connect(lg.pharmacy_owner)
+    with owner.cursor() as cur:
+        cur.execute("select record_id from sim.defect_manifest where kind = 'duplicate_dispensing'")
+        copies = {int(k) for (k,) in cur.fetchall()}
+    owner.close()
+    return copies

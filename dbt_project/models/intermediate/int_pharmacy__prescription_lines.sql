@@ -93,7 +93,8 @@ final as (
         keyed.data_source
     from keyed
     left join products on keyed.medication_product_key = products.medication_product_key
-    left join key_map on keyed.patient_id = key_map.patient_id::text
+    -- the key map is the HIS's (one institution today): the person key's last part is its id
+    left join key_map on split_part(keyed.person_key, ':', 3) = key_map.patient_id::text
     left join doctors on keyed.doctor_id = doctors.doctor_id::text
     left join departments on keyed.local_department_code = departments.dept_code
     left join encounters on keyed.encounter_key = encounters.encounter_key
