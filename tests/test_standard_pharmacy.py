@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from psycopg2 import errors
 
 from hdp.config import REPO_ROOT
 from hdp.runtime.dbt import run_dbt
@@ -408,3 +409,26 @@ def _dispensing_copies(lg) -> set[int]:
         copies = {int(k) for (k,) in cur.fetchall()}
     owner.close()
     return copies
+
+
+@pytest.mark.parametrize("service", ["loader", "quality_reader"])
+@pytest.mark.parametrize(
+    "relation",
+    [
+        "standard.std_medication_order_line",
+        "standard.std_lab_observation",
+        "standard.std_dispensing",
+        "mapping.map_pharmacy__medication_order_line",
+        "mapping.lis_test_codes",
+    ],
+)
+def test_a_service_login_cannot_read_the_standard(retail, service, relation):
+    """The standard's person keys name HIS patients: the extract/gate login and the quality
+    page's login (stolen or misused) read none of it; only the transformer does."""
+    lg, _, _ = retail
+    conn = connect(getattr(lg, service))
+    try:
+        with pytest.raises(errors.InsufficientPrivilege), conn.cursor() as cur:
+            cur.execute(f"select count(*) from {relation}")
+    finally:
+        conn.close()
