@@ -43,10 +43,10 @@ create table marts.mart_antibiotic_use_monthly (month date, department_key text,
     inpatient_ddd_j01 numeric, patient_days numeric, ddd_per_100_patient_days numeric,
     target_ddd_per_100_patient_days numeric, outpatient_prescriptions int,
     outpatient_with_antibiotic int, outpatient_antibiotic_share numeric,
-    target_outpatient_share numeric);
+    target_outpatient_share numeric, institution_id text default 'H001');
 create table marts.mart_drug_share_monthly (month date, department_key text, drug_spend numeric,
     essential_drug_spend numeric, essential_drug_share numeric, total_revenue numeric,
-    drug_cost_share numeric);
+    drug_cost_share numeric, institution_id text default 'H001');
 """
 
 

@@ -432,3 +432,47 @@ def test_a_service_login_cannot_read_the_standard(retail, service, relation):
             cur.execute(f"select count(*) from {relation}")
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("mart", "measures", "institutions"),
+    [
+        (
+            "mart_drug_share_monthly",
+            ("drug_spend", "essential_drug_spend", "total_revenue"),
+            {"ALL", "H001", "H002"},
+        ),
+        # the retail export has no inpatients and no prescriptions: Hospital B has no row here
+        (
+            "mart_antibiotic_use_monthly",
+            ("inpatient_ddd_j01", "patient_days", "outpatient_prescriptions"),
+            {"ALL", "H001"},
+        ),
+    ],
+)
+def test_indicator_group_rows_are_the_sum_of_the_hospitals(retail, mart, measures, institutions):
+    lg, _, _ = retail
+    sums = ", ".join(f"sum({m}) as {m}" for m in measures)
+    differs = " or ".join(f"h.{m} is distinct from g.{m}" for m in measures)
+    rows = _rows(
+        lg,
+        f"with h as (select month, {sums} from marts.{mart} where institution_id <> 'ALL' "
+        f"and department_key = 'ALL' group by month), "
+        f"g as (select * from marts.{mart} where institution_id = 'ALL') "
+        f"select count(*), count(*) filter (where {differs}) "
+        f"from h full join g using (month)",
+    )[0]
+    assert rows[0] > 0 and rows[1] == 0
+    # each hospital's 'ALL' row is the sum of its departments
+    per_department = _rows(
+        lg,
+        f"with d as (select month, institution_id, {sums} from marts.{mart} "
+        f"where institution_id <> 'ALL' and department_key <> 'ALL' group by 1, 2), "
+        f"h as (select * from marts.{mart} where institution_id <> 'ALL' "
+        f"and department_key = 'ALL') "
+        f"select count(*) filter (where {differs.replace('g.', 'd.')}) "
+        f"from h full join d using (month, institution_id)",
+    )[0][0]
+    assert per_department == 0
+    present = {r[0] for r in _rows(lg, f"select distinct institution_id from marts.{mart}")}
+    assert present == institutions

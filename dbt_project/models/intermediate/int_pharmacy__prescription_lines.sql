@@ -27,11 +27,15 @@ key_map as (
 ),
 
 doctors as (
-    select * from {{ ref('stg_his__doctors') }}
+    select source_record_id::int as doctor_id
+    from {{ ref('std_practitioner') }}
+    where source_system = 'his'
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select local_unit_code as dept_code
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 keyed as (

@@ -45,10 +45,12 @@ QUERIES = {
                ddd_per_100_patient_days, target_ddd_per_100_patient_days,
                outpatient_prescriptions, outpatient_with_antibiotic,
                outpatient_antibiotic_share, target_outpatient_share
-        from marts.mart_antibiotic_use_monthly""",
+        from marts.mart_antibiotic_use_monthly
+        where institution_id <> 'ALL'""",
     "shares": """
         select month, department_key, drug_spend, essential_drug_spend, total_revenue
-        from marts.mart_drug_share_monthly""",
+        from marts.mart_drug_share_monthly
+        where institution_id <> 'ALL'""",
     "medication": "select medication_key, generic_name from marts.dim_medication",
     "forecast": """
         select medication_key, month, forecast_quantity, lower, upper, method, generated_at
