@@ -335,12 +335,17 @@ def _check_selection(schema: str, only: Sequence[str], found: set[str]) -> None:
 
 def _pg_table(cur, oid: int, name: str, comment: str) -> Table:
     cur.execute(_PG_COLUMNS, (oid,))
-    columns = tuple(Column(n, t, bool(nn), c) for n, t, nn, c in cur.fetchall())
+    columns = tuple(Column(n, t, bool(nn), _one_line(c)) for n, t, nn, c in cur.fetchall())
     cur.execute(_PG_INDEXES, (oid,))
     indexes = cur.fetchall()
     primary = next((tuple(cols) for is_pk, cols in indexes if is_pk), ())
     unique = tuple(tuple(cols) for is_pk, cols in indexes if not is_pk)
-    return Table(name, columns, primary, unique, comment)
+    return Table(name, columns, primary, unique, _one_line(comment))
+
+
+def _one_line(comment: str) -> str:
+    """A comment fit for a SQL or YAML comment line: a newline there would end it."""
+    return " ".join(comment.split())
 
 
 def connect_postgres(login):

@@ -12,6 +12,7 @@ scaffold never breaks `dbt build`. It reads the catalogue only, never a row.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def render_manifest(s: Scaffold) -> str:
         "# (`python -m hdp source new`). Check each table's key and watermark; a TODO is",
         "# rejected by the manifest loader until you replace it.",
         f"source: {s.source}",
-        f"description: {s.source} (TODO: what the source system is)",
+        f'description: "{s.source} (TODO: what the source system is)"',
         f"conn_id: {s.conn_id}            # env AIRFLOW_CONN_{s.conn_id.upper()}",
         f"schema: {s.schema}",
         'schedule: "@daily"',
@@ -98,19 +99,25 @@ def render_manifest(s: Scaffold) -> str:
 
 
 def _manifest_table(plan: TablePlan) -> list[str]:
-    out = [f"  - name: {plan.table.name}"]
+    out = [f"  - name: {_scalar(plan.table.name)}"]
     if plan.table.comment:
         out.insert(0, f"  # {plan.table.comment}")
     if plan.key.columns:
         note = f"   # {plan.key.origin}" + (f"; {plan.key.note}" if plan.key.note else "")
-        out.append(f"    primary_key: [{', '.join(plan.key.columns)}]{note}")
+        keys = ", ".join(_scalar(c) for c in plan.key.columns)
+        out.append(f"    primary_key: [{keys}]{note}")
     else:
         out.append(f"    primary_key: [{TODO}]   # {plan.key.note}")
     if plan.watermark.column:
-        out.append(f"    watermark: {plan.watermark.column}")
+        out.append(f"    watermark: {_scalar(plan.watermark.column)}")
     else:
         out.append(f"    watermark: {TODO}   # {plan.watermark.note}")
     return out
+
+
+def _scalar(value: str) -> str:
+    """A name as a YAML scalar: bare when plain, else double-quoted (JSON is valid YAML)."""
+    return value if _PLAIN.match(value) else json.dumps(value, ensure_ascii=False)
 
 
 def render_dag(source: str) -> str:
