@@ -7,6 +7,7 @@ types); and that what it cannot decide is a TODO the manifest loader refuses.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,69 @@ def test_composite_key_reaches_published_rows_latest_version_and_the_tests():
     assert "latest_version('source', ['yljgdm', 'ghxh'], 'gxsj')" in sql
     models = render_models_yml(scaffold)
     assert "yljgdm::text || '|' || ghxh::text" in models
+
+
+CONTRACTS = {
+    "std_encounter.yml": {
+        "version": 2,
+        "models": [
+            {
+                "name": "std_encounter",
+                "columns": [
+                    {
+                        "name": "encounter_id",
+                        "data_type": "text",
+                        "constraints": [{"type": "not_null"}],
+                        "description": "The key.",
+                    },
+                    {"name": "source_system", "data_type": "text"},
+                    {"name": "institution_id", "data_type": "text"},
+                    {"name": "started_at", "data_type": "timestamp"},
+                ],
+            }
+        ],
+    },
+    # fed by one seed per institution, not by a mapping model
+    "std_institution.yml": {
+        "version": 2,
+        "models": [{"name": "std_institution", "columns": [{"name": "institution_id"}]}],
+    },
+}
+
+
+def _project_with_contracts(root: Path) -> Path:
+    import yaml
+
+    (root / "dbt_project" / "models" / "standard").mkdir(parents=True)
+    for name, doc in CONTRACTS.items():
+        (root / "dbt_project" / "models" / "standard" / name).write_text(yaml.safe_dump(doc))
+    seeds = root / "dbt_project" / "seeds" / "mapping" / "his"
+    seeds.mkdir(parents=True)
+    (seeds / "map_his__institution.csv").write_text("institution_id\nH001\n")
+    return root
+
+
+def test_mapping_skeletons_follow_the_contracts_and_are_parked(tmp_path: Path):
+    from hdp.ingest.scaffold import scaffold_files
+
+    root = _project_with_contracts(tmp_path)
+    table = Table("mz_ghxx", (Column("ghxh", "bigint", True), Column("gxsj", TS)), ("ghxh",))
+    scaffold = Scaffold("yyb", "yyb_source", "yy", (plan_table(table),), institution="H002")
+    files = scaffold_files(scaffold, root)
+    mapping = Path("dbt_project/models/mapping/yyb")
+    assert mapping / "map_yyb__encounter.sql.todo" in files
+    assert not [p for p in files if "map_yyb__institution" in p.name]  # seed-fed entity
+    assert not [p for p in files if p.name.endswith("__encounter.sql")]  # never enabled as is
+    sql = files[mapping / "map_yyb__encounter.sql.todo"]
+    selected = re.findall(r" as (\w+),?  --", sql)
+    assert selected == ["encounter_id", "source_system", "institution_id", "started_at"]
+    assert "cast(null as text) as encounter_id,  -- TODO required; The key." in sql
+    assert "'yyb'::text as source_system," in sql
+    assert "'H002'::text as institution_id," in sql
+    assert "cast(null as timestamp) as started_at  -- TODO" in sql
+    assert "ref('stg_yyb__mz_ghxx')" in sql
+    seed = Path("dbt_project/seeds/mapping/yyb/map_yyb__source_system.csv")
+    assert files[seed].splitlines()[1].startswith("yyb,H002,database,")
+    # without an institution the source-system seed is parked too
+    files = scaffold_files(Scaffold("yyb", "c", "yy", scaffold.plans), root)
+    assert seed.with_name(seed.name + ".todo") in files and seed not in files

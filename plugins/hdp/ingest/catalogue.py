@@ -106,7 +106,11 @@ def choose_key(table: Table) -> KeyChoice:
     not_null = {c.name for c in table.columns if c.not_null}
     for index in table.unique_indexes:
         if set(index) <= not_null:
-            return KeyChoice(index, "unique index", f"no primary key: unique index on {index}")
+            return KeyChoice(
+                index,
+                "unique index",
+                "the source declares no primary key: check the index identifies a row",
+            )
     if table.unique_indexes:
         return KeyChoice(
             (),

@@ -347,7 +347,8 @@ def _mapped_value(s: Scaffold, name: str, data_type: str) -> str:
 def render_source_system_seed(s: Scaffold) -> str:
     header = "source_system,institution_id,source_kind,vendor,description,diagnosis_code_system"
     institution = s.institution or TODO
-    return f"{header}\n{s.source},{institution},database,{TODO},{s.source} ({TODO}),\n"
+    # vendor, description and the diagnosis code system are the operator's to fill in
+    return f"{header}\n{s.source},{institution},database,,{s.source},\n"
 
 
 # --- the files ---------------------------------------------------------------------------
