@@ -251,12 +251,22 @@ def test_scaffold_infers_keys_watermarks_and_personal_data(scaffolded, project):
     assert columns["ghrq"] == "挂号日期 (文本, yyyymmdd)"  # a two-line comment, one line
 
 
-def test_it_reads_the_catalogue_never_a_row(scaffolded, project):
+def test_it_reads_the_catalogue_never_a_row(scaffolded, source_db, project):
     run = scaffolded["run"]
     assert ROW_MARK not in run.stdout + run.stderr
     written = [project / p for p in set(scaffolded["after"]) - set(scaffolded["before"])]
     assert written and not [p for p in written if ROW_MARK in p.read_text(encoding="utf-8")]
     assert scaffolded["scans"] == 0, "the scaffold scanned a source table"
+    # the measure works: one count(*) of the read-only login shows as a scan
+    before = _scans(source_db["dsn"])
+    reader = psycopg2.connect(source_db["reader"])
+    with reader.cursor() as cur:
+        cur.execute("select count(*) from yy.mz_ghxx")
+    reader.close()
+    deadline = time.monotonic() + 10
+    while _scans(source_db["dsn"]) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _scans(source_db["dsn"]) > before
 
 
 def test_the_manifest_refuses_the_todo_then_loads_once_it_is_decided(scaffolded, project):
@@ -384,3 +394,21 @@ def secrets_not_in(text: str, url: str) -> bool:
     """The connection's password never reaches the terminal."""
     password = urlsplit(url).password or ""
     return bool(password) and password not in text
+
+
+def test_generated_staging_is_sqlfluff_clean(scaffolded, project):
+    """`make lint` stays green after a scaffold: the files follow the project's SQL style."""
+    shutil.copy(REPO / ".sqlfluff", project / ".sqlfluff")
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "sqlfluff"),
+            "lint",
+            "dbt_project/models/staging/yyb",
+            "--disable-progress-bar",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
