@@ -260,3 +260,16 @@ def test_mapping_skeletons_follow_the_contracts_and_are_parked(tmp_path: Path):
     # without an institution the source-system seed is parked too
     files = scaffold_files(Scaffold("yyb", "c", "yy", scaffold.plans), root)
     assert seed.with_name(seed.name + ".todo") in files and seed not in files
+
+
+def test_the_default_watermark_check_follows_the_manifest_watermark():
+    """A scaffolded source's change time is rarely updated_at: the default not-null check of
+    the watermark must check the table's own (it checked updated_at whatever the manifest)."""
+    from hdp.config import load_settings
+    from hdp.quality.checks import for_table, load_catalogue
+    from hdp.quality.gate import build_expectations
+
+    checks = for_table(load_catalogue(load_settings().expectations_dir, "yyb"), "mz_ghxx")
+    built = build_expectations(checks, ["ghxh", "gxsj"], ["ghxh"], watermark="gxsj")
+    columns = [e.column for e in built if e.meta["check_id"] == "watermark.not_null"]
+    assert columns == ["gxsj"]

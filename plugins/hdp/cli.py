@@ -119,6 +119,7 @@ def cmd_source_new(args: argparse.Namespace) -> int:
         ScaffoldExists,
         describe,
         scaffold_files,
+        stale_files,
         write_files,
     )
     from hdp.warehouse.database import source_dialect, source_login
@@ -160,6 +161,8 @@ def cmd_source_new(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(f"wrote {p}" for p in written))
+    for path in stale_files(scaffold, files, REPO_ROOT):
+        print(f"not part of this scaffold: {path} (delete it if its table is gone)")
     print("next: README 'Add a new source' (fill the TODOs, checks, mapping, then run)")
     return 0
 

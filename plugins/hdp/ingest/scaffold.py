@@ -399,6 +399,19 @@ def write_files(files: dict[Path, str], root: Path, force: bool = False) -> list
     return sorted(files)
 
 
+def stale_files(s: Scaffold, files: dict[Path, str], root: Path) -> list[Path]:
+    """Files of the source's own folders that this scaffold does not write (a table left out
+    by --tables, a table dropped at the source): named, never deleted."""
+    dbt = root / "dbt_project"
+    folders = [
+        dbt / "models" / "staging" / s.source,
+        dbt / "models" / "mapping" / s.source,
+        dbt / "seeds" / "mapping" / s.source,
+    ]
+    found = {p.relative_to(root) for f in folders if f.is_dir() for p in f.iterdir() if p.is_file()}
+    return sorted(found - set(files))
+
+
 def describe(s: Scaffold) -> list[str]:
     """What the catalogue told, per table, for the terminal: names and types, never a row."""
     out = []
