@@ -26,6 +26,7 @@ import yaml
 from psycopg2 import sql
 
 from hdp.manifest import load_manifest
+from hdp.runtime.standard import registry_env
 
 REPO = Path(__file__).resolve().parents[1]
 # a value of a row: it must never show on the terminal or in a written file
@@ -71,6 +72,31 @@ create unique index ks_dm_ksdm on yy.ks_dm (ksdm);
 """
 
 
+# a standard entity of the probe's own (the project's entities come with the team's branches):
+# the scaffold must write its mapping skeleton from this contract alone
+PROBE_CONTRACT = {
+    "version": 2,
+    "models": [
+        {
+            "name": "std_zz_visit",
+            "description": "A probe entity of test_scaffold.",
+            "columns": [
+                {"name": name, "data_type": data_type, **extra}
+                for name, data_type, extra in (
+                    ("zz_visit_key", "text", {"constraints": [{"type": "not_null"}]}),
+                    ("institution_id", "text", {"constraints": [{"type": "not_null"}]}),
+                    ("source_system", "text", {"constraints": [{"type": "not_null"}]}),
+                    ("source_record_id", "text", {"constraints": [{"type": "not_null"}]}),
+                    ("visit_started_at", "timestamp", {}),
+                    ("department_code", "text", {}),
+                    ("patient_name", "text", {"meta": {"direct_identifier": True}}),
+                )
+            ],
+        }
+    ],
+}
+
+
 def _url(dsn: str, user: str, password: str) -> str:
     parts = urlsplit(dsn)
     return f"postgresql://{user}:{password}@{parts.hostname}:{parts.port}{parts.path}"
@@ -106,6 +132,7 @@ def source_db(pg_admin_dsn) -> Iterator[dict[str, str]]:
             (ROW_MARK, ROW_MARK),
         )
         cur.execute("insert into yy.jy_jg values ('S1', %s, '2024-01-02 09:00', '')", (ROW_MARK,))
+        cur.execute("insert into yy.ks_dm values ('K01', '内科', now())")
         reader, partial = sql.Identifier(roles["reader"]), sql.Identifier(roles["partial"])
         cur.execute(sql.SQL("grant usage on schema yy to {}, {}").format(reader, partial))
         cur.execute(sql.SQL("grant select on all tables in schema yy to {}").format(reader))
@@ -129,6 +156,9 @@ def project(tmp_path_factory) -> Path:
     ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", "__pycache__")
     for folder in ("dags", "dbt_project", "expectations"):
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    standard = root / "dbt_project" / "models" / "standard"
+    (standard / "std_zz_visit.yml").write_text(yaml.safe_dump(PROBE_CONTRACT), encoding="utf-8")
+    (standard / "std_zz_visit.sql").write_text("{{ union_standard('zz_visit') }}\n")
     return root
 
 
@@ -330,7 +360,9 @@ def test_dbt_parses_the_project_with_the_scaffold(scaffolded, project):
         "HDP_WAREHOUSE_USER": "nobody",
         "HDP_WAREHOUSE_DB": "nowhere",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **registry_env(dbt_dir),
     }
+    assert (dbt_dir / "models/mapping/yyb/map_yyb__zz_visit.sql.todo").is_file()
     proc = subprocess.run(
         [
             str(Path(sys.executable).parent / "dbt"),
@@ -351,6 +383,7 @@ def test_dbt_parses_the_project_with_the_scaffold(scaffolded, project):
     staged = {n["name"] for n in nodes.values() if n["resource_type"] == "model"}
     assert {"stg_yyb__mz_ghxx", "stg_yyb__zy_brry", "stg_yyb__ks_dm"} <= staged
     assert "stg_yyb__jy_jg" not in staged  # parked until it has a key
+    assert "map_yyb__zz_visit" not in staged  # parked until it is filled in
     composite = next(
         n
         for n in nodes.values()
@@ -418,6 +451,7 @@ _PIPELINE = """
 from hdp.config import load_settings
 from hdp.ingest.extract import extract_table
 from hdp.manifest import load_manifest
+from hdp.runtime.standard import registry_env
 from hdp.quality.gate import publish_run, validate_batch
 from hdp.runtime.dbt import run_dbt
 from hdp.runtime.setup import init_databases
@@ -434,7 +468,7 @@ for spec in manifest.tables:
 publish_run(wh, source="yyb", run_id="run-1", tables=[t.name for t in manifest.tables])
 src.close()
 wh.close()
-run_dbt("run", "--select", "path:models/staging/yyb")
+run_dbt("run", "--select", "path:models/staging/yyb", "path:models/mapping/yyb", "std_zz_visit")
 """
 
 
@@ -442,12 +476,23 @@ def test_a_scaffolded_source_loads_and_its_staging_builds(scaffolded, source_db,
     """The operator's path after the scaffold: every table of the decided manifest extracted,
     gated and published, then dbt builds the staging views, with names, cards and phones as
     keyed HMACs and the address not passed on."""
-    rerun = _hdp(project, source_db["reader"], "--force", "--tables", "mz_ghxx,zy_brry,ks_dm")
+    rerun = _hdp(
+        project,
+        source_db["reader"],
+        "--force",
+        "--tables",
+        "mz_ghxx,zy_brry,ks_dm",
+        "--institution",
+        "H002",
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     # the results table is left out: its parked staging is named, not silently kept
     assert "not part of this scaffold: dbt_project/models/staging/yyb/stg_yyb__jy_jg.sql.todo" in (
         rerun.stdout
     )
+    # the operator takes the mapping skeleton as it is (its typed nulls satisfy the contract)
+    parked = project / "dbt_project/models/mapping/yyb/map_yyb__zz_visit.sql.todo"
+    parked.rename(parked.with_suffix(""))
     env = {
         **os.environ,
         "HDP_PROJECT_DIR": str(project),
@@ -475,6 +520,10 @@ def test_a_scaffolded_source_loads_and_its_staging_builds(scaffolded, source_db,
                 "where table_schema = 'staging' and table_name = 'stg_yyb__zy_brry'"
             )
             admissions = dict(cur.fetchall())
+            cur.execute(
+                "select zz_visit_key, source_system, source_record_id from standard.std_zz_visit"
+            )
+            standard_rows = cur.fetchall()
     finally:
         wh.close()
     assert len(rows) == 1
@@ -484,3 +533,5 @@ def test_a_scaffolded_source_loads_and_its_staging_builds(scaffolded, source_db,
     assert "jtdz" not in admissions and "c_name" not in admissions
     assert admissions["rysj"] == "timestamp without time zone"
     assert "c_name_key" in admissions
+    # the mapping skeleton reached the standard entity through its enforced contract
+    assert standard_rows == [("H002:yyb:K01", "yyb", "K01")]

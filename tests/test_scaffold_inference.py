@@ -212,6 +212,13 @@ CONTRACTS = {
                     {"name": "source_system", "data_type": "text"},
                     {"name": "institution_id", "data_type": "text"},
                     {"name": "started_at", "data_type": "timestamp"},
+                    {"name": "source_record_id", "data_type": "text"},
+                    {"name": "encounter_key", "data_type": "text"},
+                    {
+                        "name": "patient_name",
+                        "data_type": "text",
+                        "meta": {"direct_identifier": True},
+                    },
                 ],
             }
         ],
@@ -249,11 +256,22 @@ def test_mapping_skeletons_follow_the_contracts_and_are_parked(tmp_path: Path):
     assert not [p for p in files if p.name.endswith("__encounter.sql")]  # never enabled as is
     sql = files[mapping / "map_yyb__encounter.sql.todo"]
     selected = re.findall(r" as (\w+),?  --", sql)
-    assert selected == ["encounter_id", "source_system", "institution_id", "started_at"]
+    assert selected == [
+        "encounter_id",
+        "source_system",
+        "institution_id",
+        "started_at",
+        "source_record_id",
+        "encounter_key",
+        "patient_name",
+    ]
     assert "cast(null as text) as encounter_id,  -- TODO required; The key." in sql
     assert "'yyb'::text as source_system," in sql
     assert "'H002'::text as institution_id," in sql
-    assert "cast(null as timestamp) as started_at  -- TODO" in sql
+    assert "cast(null as timestamp) as started_at,  -- TODO" in sql
+    assert "(ghxh::text)::text as source_record_id,  -- TODO" in sql
+    assert "('H002:yyb:' || ghxh::text)::text as encounter_key," in sql
+    assert "cast(null as text) as patient_name  -- TODO a direct identifier" in sql
     assert "ref('stg_yyb__mz_ghxx')" in sql
     seed = Path("dbt_project/seeds/mapping/yyb/map_yyb__source_system.csv")
     assert files[seed].splitlines()[1].startswith("yyb,H002,database,")

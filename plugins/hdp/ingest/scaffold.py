@@ -46,11 +46,20 @@ class Scaffold:
 
 
 @dataclass(frozen=True)
+class ContractColumn:
+    name: str
+    data_type: str
+    required: bool
+    description: str
+    direct_identifier: bool = False  # meta: {direct_identifier: true} in the standard's yml
+
+
+@dataclass(frozen=True)
 class Contract:
-    """A standard entity's contract: its columns (name, data_type, required, description)."""
+    """A standard entity's contract: its columns in order (models/standard/std_<entity>.yml)."""
 
     entity: str
-    columns: tuple[tuple[str, str, bool, str], ...]
+    columns: tuple[ContractColumn, ...]
 
 
 # --- names -------------------------------------------------------------------------------
@@ -300,10 +309,16 @@ def read_contracts(project_dir: Path) -> list[Contract]:
     return contracts
 
 
-def _contract_column(column: dict) -> tuple[str, str, bool, str]:
+def _contract_column(column: dict) -> ContractColumn:
     required = any(c.get("type") == "not_null" for c in column.get("constraints") or [])
-    description = " ".join(str(column.get("description", "")).split())
-    return column["name"], column.get("data_type", "text"), required, description
+    meta = column.get("meta") or (column.get("config") or {}).get("meta") or {}
+    return ContractColumn(
+        column["name"],
+        column.get("data_type", "text"),
+        required,
+        " ".join(str(column.get("description", "")).split()),
+        bool(meta.get("direct_identifier")),
+    )
 
 
 def render_mapping(s: Scaffold, contract: Contract) -> str:
@@ -311,11 +326,10 @@ def render_mapping(s: Scaffold, contract: Contract) -> str:
     lines = [
         f"-- Mapping of {s.source} onto the standard entity {contract.entity}"
         f" (std_{contract.entity}, models/standard/):",
-        "-- scaffolded, parked as .sql.todo, which dbt and the standard",
-        "-- registry ignore. Fill in every TODO, then rename the file to",
-        f"-- map_{s.source}__{contract.entity}.sql; delete it if {s.source} holds no"
-        f" {contract.entity}.",
-        "-- Every column of the contract, in its order and type (the contract checks them).",
+        "-- scaffolded, parked as .sql.todo, which dbt and the standard registry ignore. Fill in",
+        f"-- every TODO, then rename the file to map_{s.source}__{contract.entity}.sql; delete it",
+        f"-- if {s.source} holds no {contract.entity}. Every column of the contract, in its order",
+        "-- and type (the contract checks them); docs/standard-model.md has the conventions.",
         "with",
         "",
         "source as (",
@@ -326,22 +340,40 @@ def render_mapping(s: Scaffold, contract: Contract) -> str:
         "mapped as (",
         "    select",
     ]
-    for i, (name, data_type, required, description) in enumerate(contract.columns):
+    for i, column in enumerate(contract.columns):
         comma = "," if i < len(contract.columns) - 1 else ""
-        value = _mapped_value(s, name, data_type)
-        note = ("required; " if required else "") + (description[:90] or "TODO")
-        todo = "" if value.startswith("'") else "TODO "
-        lines.append(f"        {value} as {name}{comma}  -- {todo}{note}")
+        value, decided = _mapped_value(s, first, contract.entity, column)
+        note = "required; " if column.required else ""
+        if column.direct_identifier:
+            note += "a direct identifier: a *_key of staging or null; "
+        note += column.description[:80] or "what the source holds for it"
+        lines.append(
+            f"        {value} as {column.name}{comma}  -- {'' if decided else 'TODO '}{note}"
+        )
     lines += ["    from source", ")", "", "select * from mapped"]
     return "\n".join(lines) + "\n"
 
 
-def _mapped_value(s: Scaffold, name: str, data_type: str) -> str:
-    if name in ("source_system", "data_source"):
-        return f"'{s.source}'::{data_type}"
-    if name == "institution_id" and s.institution:
-        return f"'{s.institution}'::{data_type}"
-    return f"cast(null as {data_type})"
+def _record_id(plan: TablePlan) -> str:
+    """The source's own record id: the key, a composite key joined with '|'."""
+    return " || '|' || ".join(f"{ident(c)}::text" for c in plan.key.columns) or "null"
+
+
+def _mapped_value(
+    s: Scaffold, plan: TablePlan, entity: str, column: ContractColumn
+) -> tuple[str, bool]:
+    """A column's value and whether the catalogue decided it (else a typed null, a TODO)."""
+    institution = f"'{s.institution}'" if s.institution else None
+    if column.name == "source_system":
+        return f"'{s.source}'::{column.data_type}", True
+    if column.name == "institution_id" and institution:
+        return f"{institution}::{column.data_type}", True
+    if column.name == "source_record_id" and plan.key.columns:
+        return f"({_record_id(plan)})::{column.data_type}", False
+    if column.name == f"{entity}_key" and plan.key.columns and institution:
+        prefix = f"{s.institution}:{s.source}:"
+        return f"('{prefix}' || {_record_id(plan)})::{column.data_type}", False
+    return f"cast(null as {column.data_type})", False
 
 
 def render_source_system_seed(s: Scaffold) -> str:
