@@ -291,3 +291,23 @@ def test_the_default_watermark_check_follows_the_manifest_watermark():
     built = build_expectations(checks, ["ghxh", "gxsj"], ["ghxh"], watermark="gxsj")
     columns = [e.column for e in built if e.meta["check_id"] == "watermark.not_null"]
     assert columns == ["gxsj"]
+
+
+def test_a_dialect_without_a_reader_and_a_missing_connection_say_what_to_do(
+    monkeypatch, tmp_path, capsys
+):
+    from hdp.cli import main
+    from hdp.ingest.catalogue import CatalogueError, read_catalogue
+    from hdp.warehouse.database import source_dialect
+
+    monkeypatch.setenv("HDP_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_LIS_B", "mysql://reader@127.0.0.1:9/lis")
+    assert source_dialect("lis_b") == "mysql"
+    with pytest.raises(CatalogueError, match="no catalogue reader for 'mysql' sources yet"):
+        read_catalogue(None, "mysql", "lis")
+    assert main(["source", "new", "lis_b", "--from-connection", "lis_b"]) == 2
+    assert "no catalogue reader for 'mysql'" in capsys.readouterr().err
+    monkeypatch.delenv("AIRFLOW_CONN_LIS_B")
+    assert main(["source", "new", "lis_b", "--from-connection", "lis_b"]) == 2
+    assert "no connection lis_b: set AIRFLOW_CONN_LIS_B" in capsys.readouterr().err
+    assert main(["source", "new", "Bad-Name", "--from-connection", "lis_b"]) == 2
