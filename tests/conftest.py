@@ -253,6 +253,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_layout": "unit",
     "test_standard_registry": "unit",
     "test_standard_manifest": "integration",
+    "test_institution_rls": "integration",
     "test_standard_layer": "integration",
     "test_lint": "unit",
     "test_notify": "unit",

@@ -8,6 +8,9 @@ Group roles (NOLOGIN; people and services log in with their own login roles, mem
 - `hdp_analyst`      reads the marts (and the reference code lists): nothing with an identifier
 - `hdp_dept_analyst` reads the marts, facts limited by row-level security to the departments
                      mapped to the login in audit.analyst_department
+- `hdp_institution_analyst` a hospital's analyst: reads the marts, facts and marts limited by
+                     row-level security to the institutions mapped to the login in
+                     audit.analyst_institution (group analysts, hdp_analyst, see every one)
 - `hdp_admin`        member of the warehouse owner: everything, including hdp_private
 - `hdp_quality_reader` the Data quality page (login hdp_quality): reads the load and check
                      audit it shows and the cleaning counts mart, nothing else
@@ -43,7 +46,10 @@ LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER = (
     "hdp_admin",
     "hdp_quality_reader",
 )
-GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER)
+INSTITUTION_ANALYST = "hdp_institution_analyst"
+GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER, INSTITUTION_ANALYST)
+# analysts whose mart rows row-level security limits (macros/enable_department_rls.sql)
+LIMITED_ANALYSTS = (DEPT_ANALYST, INSTITUTION_ANALYST)
 MODEL_SCHEMAS = ("staging", "mapping", "standard", "intermediate", "marts", "reference")
 # Roles whose every statement PostgreSQL logs: whoever may reach raw_* or hdp_private, and the
 # analysts (who read what). Role settings are not inherited, so this is set per login.
@@ -125,13 +131,13 @@ def apply_roles(cur, owner: str, database: str) -> None:
     run(q("grant usage on schema marts to {}").format(_ident(QUALITY_READER)))
     for schema in ("marts", "reference"):
         s = sql.Identifier(schema)
-        run(q("grant usage on schema {} to {}").format(s, _ident(ANALYST, DEPT_ANALYST)))
+        run(q("grant usage on schema {} to {}").format(s, _ident(ANALYST, *LIMITED_ANALYSTS)))
         run(
             q("grant select on all tables in schema {} to {}").format(
-                s, _ident(ANALYST, DEPT_ANALYST)
+                s, _ident(ANALYST, *LIMITED_ANALYSTS)
             )
         )
-        defaults(schema, "select on tables", [ANALYST, DEPT_ANALYST])
+        defaults(schema, "select on tables", [ANALYST, *LIMITED_ANALYSTS])
 
     _hand_over(cur, owner)
     # every owner session (set-up, reports, jobs) refuses to run a policy a service role planted
@@ -151,7 +157,11 @@ def _grant_audit(cur) -> None:
     q, run = sql.SQL, cur.execute
     # audit: the loader records loads and gate results; the transformer reads them (dbt only
     # publishes passed batches) and records its builds; department analysts read their mapping.
-    run(q("grant usage on schema audit to {}").format(_ident(LOADER, TRANSFORMER, DEPT_ANALYST)))
+    run(
+        q("grant usage on schema audit to {}").format(
+            _ident(LOADER, TRANSFORMER, *LIMITED_ANALYSTS)
+        )
+    )
     # a gate rerun replaces its batch's results; no one but the owner deletes a load record
     run(q("grant select, insert, update on audit.load_batch to {}").format(_ident(LOADER)))
     run(
@@ -182,6 +192,12 @@ def _grant_audit(cur) -> None:
     )
     run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
     run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
+    run(q("grant select on audit.analyst_institution to {}").format(_ident(INSTITUTION_ANALYST)))
+    run(
+        q("grant execute on function audit.institution_patient_keys() to {}").format(
+            _ident(INSTITUTION_ANALYST)
+        )
+    )
     # the Data quality page shows loads, check results, quarantine counts and freshness only
     run(q("grant usage on schema audit to {}").format(_ident(QUALITY_READER)))
     run(
@@ -247,12 +263,14 @@ def create_login(
     password: str,
     group: str,
     departments: Iterable[str] = (),
+    institutions: Iterable[str] = (),
 ) -> None:
     """Create (or update) a login that is a member of one group role; run as a superuser.
 
     Loader and transformer logins act as their group (`set role` at login), so the objects they
     create are owned by the group and the group's default privileges apply to them.
-    Departments: the dim_department keys a department-level analyst may see.
+    Departments: the dim_department keys a department-level analyst may see; institutions: the
+    institution_ids (dim_institution) a hospital's analyst may see.
     """
     if group not in GROUPS:
         raise ValueError(f"unknown group role {group!r}: one of {', '.join(GROUPS)}")
@@ -272,6 +290,12 @@ def create_login(
         cur.execute(
             "insert into audit.analyst_department (role_name, dept_code) values (%s, %s)",
             (name, dept),
+        )
+    cur.execute("delete from audit.analyst_institution where role_name = %s", (name,))
+    for institution in institutions:
+        cur.execute(
+            "insert into audit.analyst_institution (role_name, institution_id) values (%s, %s)",
+            (name, institution),
         )
 
 

@@ -137,6 +137,18 @@ alter table audit.analyst_department enable row level security;
 drop policy if exists own_rows on audit.analyst_department;
 create policy own_rows on audit.analyst_department for select using (role_name = current_user);
 
+-- A hospital's analysts (hdp_institution_analyst): which institutions (dim_institution) each
+-- login sees in the marts; row-level security on the facts and marts reads it (macro
+-- enable_department_rls). Group analysts (hdp_analyst) see every institution.
+create table if not exists audit.analyst_institution (
+    role_name text not null,
+    institution_id text not null,
+    primary key (role_name, institution_id)
+);
+alter table audit.analyst_institution enable row level security;
+drop policy if exists own_rows on audit.analyst_institution;
+create policy own_rows on audit.analyst_institution for select using (role_name = current_user);
+
 -- Functions are executable by PUBLIC by default; the pseudonym function is granted explicitly.
 revoke all on all functions in schema hdp_private from public;
 
@@ -198,6 +210,24 @@ begin
 end
 $$;
 revoke all on function audit.analyst_patient_keys() from public;
+
+-- The patients a hospital's analyst may see in dim_patient: those with an encounter at one of
+-- their institutions (as audit.analyst_patient_keys, by institution).
+create or replace function audit.institution_patient_keys() returns setof text
+language plpgsql stable security definer
+set search_path = pg_catalog
+set row_security = off
+as $$
+begin
+    perform audit.require_plain_table('marts.fct_encounter');
+    return query
+        select distinct e.patient_key
+        from marts.fct_encounter as e
+        inner join audit.analyst_institution as i on e.institution_id = i.institution_id
+        where i.role_name = session_user;
+end
+$$;
+revoke all on function audit.institution_patient_keys() from public;
 
 -- ANALYZE needs the table's owner (PostgreSQL 15); the loader keeps the planner's statistics of
 -- the load audit current through this function after each gate (dbt's staging joins on it).

@@ -1,6 +1,6 @@
 {#- department analysts see the patients with an encounter in their departments -#}
 {{ config(post_hook=[
-    "{{ enable_department_rls('patient_key in (select audit.analyst_patient_keys())') }}",
+    "{{ enable_department_rls('patient_key in (select audit.analyst_patient_keys())', 'patient_key in (select audit.institution_patient_keys())') }}",
     "{{ record_transform() }}",
 ]) }}
 
