@@ -37,3 +37,29 @@
     create policy own_institutions on {{ this }} for select
         to hdp_institution_analyst using ({{ institution_predicate or own_institutions }})
 {%- endmacro %}
+
+
+{#- Row-level security by institution only, for a fact or mart without department rows (purchases,
+    stock, the drug classifications): every reader sees every row as before, except a
+    hospital's analyst (hdp_institution_analyst), who sees the rows of their institutions (none
+    when the model has no institution_id yet). Applied by dbt_project.yml. -#}
+{% macro enable_institution_rls() -%}
+    {%- set own_institutions -%}
+        {%- if 'institution_id' in model.columns -%}
+            institution_id in (
+                select analyst_institution.institution_id from audit.analyst_institution
+                where analyst_institution.role_name = current_user
+            )
+        {%- else -%}
+            false
+        {%- endif -%}
+    {%- endset -%}
+    alter table {{ this }} enable row level security;
+    drop policy if exists all_rows on {{ this }};
+    drop policy if exists own_institutions on {{ this }};
+    create policy all_rows on {{ this }} for select
+        to hdp_analyst, hdp_dept_analyst, hdp_transformer, hdp_admin, hdp_quality_reader
+        using (true);
+    create policy own_institutions on {{ this }} for select
+        to hdp_institution_analyst using ({{ own_institutions }})
+{%- endmacro %}
