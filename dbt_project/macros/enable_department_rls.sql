@@ -42,7 +42,7 @@
 {#- Row-level security by institution only, for a fact or mart without department rows (purchases,
     stock, the drug classifications): every reader sees every row as before, except a
     hospital's analyst (hdp_institution_analyst), who sees the rows of their institutions (none
-    when the model has no institution_id yet). Applied by dbt_project.yml. -#}
+    when the model has no institution_id yet). Called in the model's config (models/marts/pharmacy, analysis). -#}
 {% macro enable_institution_rls() -%}
     {%- set own_institutions -%}
         {%- if 'institution_id' in model.columns -%}

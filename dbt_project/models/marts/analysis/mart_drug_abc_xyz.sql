@@ -1,6 +1,6 @@
-{#- no department on these rows: a department analyst reads all of them, as before; a
-    hospital's analyst only their institution's (macros/enable_department_rls.sql) -#}
-{{ config(post_hook=["{{ enable_department_rls(predicate='true') }}", "{{ record_transform() }}"]) }}
+{#- no department on these rows: every reader sees them as before, a hospital's analyst only
+    their institution's (enable_institution_rls, macros/enable_department_rls.sql) -#}
+{{ config(post_hook=["{{ enable_institution_rls() }}", "{{ record_transform() }}"]) }}
 
 -- ABC by value and XYZ by demand variability, one row per drug consumed in the window: the
 -- last 12 months of mart_drug_consumption_monthly (the whole history when shorter). Classified

@@ -1,6 +1,6 @@
-{#- no department on these rows: a department analyst reads all of them, as before; a
-    hospital's analyst only their institution's (macros/enable_department_rls.sql) -#}
-{{ config(post_hook=["{{ enable_department_rls(predicate='true') }}", "{{ record_transform() }}"]) }}
+{#- no department on these rows: every reader sees them as before, a hospital's analyst only
+    their institution's (enable_institution_rls, macros/enable_department_rls.sql) -#}
+{{ config(post_hook=["{{ enable_institution_rls() }}", "{{ record_transform() }}"]) }}
 
 -- When and how much to order, per product of each institution's catalogue (stock is held per
 -- institution: a reorder point does not add up across hospitals, so there is no group row):

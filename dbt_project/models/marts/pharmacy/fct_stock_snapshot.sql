@@ -1,6 +1,6 @@
-{#- no department on these rows: a department analyst reads all of them, as before; a
-    hospital's analyst only their institution's (macros/enable_department_rls.sql) -#}
-{{ config(post_hook=["{{ enable_department_rls(predicate='true') }}", "{{ record_transform() }}"]) }}
+{#- no department on these rows: every reader sees them as before, a hospital's analyst only
+    their institution's (enable_institution_rls, macros/enable_department_rls.sql) -#}
+{{ config(post_hook=["{{ enable_institution_rls() }}", "{{ record_transform() }}"]) }}
 
 -- One row per product, batch and day held (end-of-day count, std_stock of every institution
 -- and source), with days to expiry.

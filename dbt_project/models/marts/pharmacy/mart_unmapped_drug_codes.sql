@@ -1,6 +1,6 @@
-{#- no department on these rows: a department analyst reads all of them, as before; a
-    hospital's analyst only their institution's (macros/enable_department_rls.sql) -#}
-{{ config(post_hook=["{{ enable_department_rls(predicate='true') }}", "{{ record_transform() }}"]) }}
+{#- no department on these rows: every reader sees them as before, a hospital's analyst only
+    their institution's (enable_institution_rls, macros/enable_department_rls.sql) -#}
+{{ config(post_hook=["{{ enable_institution_rls() }}", "{{ record_transform() }}"]) }}
 
 -- The mapping worklist, per institution and source, biggest volume first (map those first):
 --   ambiguous:    a local code that stands for more than one product (the same code with
