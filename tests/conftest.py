@@ -249,6 +249,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_compose": "unit",
     "test_docs": "unit",
     "test_forecast": "unit",
+    "test_hospital_b_sim": "unit",
     "test_idcard": "unit",
     "test_layout": "unit",
     "test_lint": "unit",
