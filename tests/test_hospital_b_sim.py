@@ -181,3 +181,28 @@ def test_mistyped_card_always_fails_its_check():
     card = card[:17] + idcard.check_char(card[:17])
     assert idcard.is_valid(card)
     assert not any(idcard.is_valid(hb.mistype_card(card, rng)) for _ in range(200))
+
+
+def test_catalogue_overrides_the_watermark_check_per_table(tmp_path):
+    """Hospital B has no updated_at: its catalogue names each table's change-time column under
+    the default's id, once per table. The same id twice for one table is still refused."""
+    from hdp.config import REPO_ROOT
+    from hdp.manifest import load_manifest
+    from hdp.quality.checks import CatalogueError, for_table, load_catalogue
+
+    catalogue = load_catalogue(REPO_ROOT / "expectations", "hisb")
+    manifest = load_manifest("hisb")
+    for spec in manifest.tables:
+        (check,) = [c for c in for_table(catalogue, spec.name) if c.id == "watermark.not_null"]
+        assert check.kwargs == {"column": spec.watermark} == {"column": hb.WATERMARKS[spec.name]}
+    (tmp_path / "defaults.yml").write_text(
+        (REPO_ROOT / "expectations" / "defaults.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    twice = "\n".join(
+        f"  - {{id: x.same, table: t, level: batch, category: completeness, severity: warn, "
+        f"expectation: ExpectColumnValuesToNotBeNull, kwargs: {{column: c{i}}}, means: m, fix: f}}"
+        for i in range(2)
+    )
+    (tmp_path / "dup.yml").write_text(f"source: dup\nchecks:\n{twice}\n", encoding="utf-8")
+    with pytest.raises(CatalogueError, match=r"x\.same"):
+        load_catalogue(tmp_path, "dup")
