@@ -206,3 +206,33 @@ def test_catalogue_overrides_the_watermark_check_per_table(tmp_path):
     (tmp_path / "dup.yml").write_text(f"source: dup\nchecks:\n{twice}\n", encoding="utf-8")
     with pytest.raises(CatalogueError, match=r"x\.same"):
         load_catalogue(tmp_path, "dup")
+
+
+def _seed(name: str) -> list[dict[str, str]]:
+    import csv
+
+    from hdp.config import REPO_ROOT
+
+    path = REPO_ROOT / "dbt_project" / "seeds" / "mapping" / "hisb" / f"{name}.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_mapping_seeds_agree_with_the_source_codes():
+    """Every department code is mapped; the drug map names real catalogue entries under their
+    own names, with a WHO ATC level-5 shape, and leaves some drugs unmapped on purpose."""
+    departments = {r["dept_code"]: r for r in _seed("hisb_department_map")}
+    assert set(departments) == {d.code for d in hb.DEPARTMENTS}
+    for d in hb.DEPARTMENTS:
+        expected = {"临床": "clinical", "急诊": "emergency", "医技": "medical_technology"}[d.kind]
+        assert departments[d.code]["department_type"] == expected, d.code
+    catalogue = {code: name for code, name, *_ in hb.DRUGS}
+    mapped = _seed("hisb_drug_atc_map")
+    assert {r["drug_code"] for r in mapped} < set(catalogue)
+    for row in mapped:
+        assert catalogue[row["drug_code"]] == row["drug_name"]
+        assert re.match(r"^[A-Z]\d{2}[A-Z]{2}\d{2}$", row["atc_code"])
+        assert float(row["ddds_per_unit"]) > 0
+    assert len(catalogue) - len(mapped) >= 5
+    systems = {r["field"]: r for r in _seed("hisb_code_systems")}
+    assert systems["diagnosis"]["code_system_version"] == "2.0"
