@@ -258,6 +258,8 @@ MODULE_TIERS: dict[str, str] = {
     "test_hospital_b_sim": "unit",
     "test_idcard": "unit",
     "test_layout": "unit",
+    "test_standard_registry": "unit",
+    "test_standard_layer": "integration",
     "test_lint": "unit",
     "test_notify": "unit",
     "test_extract": "integration",

@@ -83,6 +83,9 @@ DEMO_ONLY_VARS = {
 # Meaningful only for the embedded cluster and `airflow standalone` of a developer machine, or
 # simulator knobs with defaults in hdp.config.
 NOT_FOR_COMPOSE = {
+    # the standard layer's registry: found from the project's files by every process that runs
+    # dbt (hdp.runtime.standard), never configured
+    "HDP_STANDARD_MAPPINGS",
     "HDP_PG_BINDIR",
     "HDP_PG_PORT",
     "HDP_AIRFLOW_PORT",

@@ -50,6 +50,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return subprocess.call(args.command, env=env)
 
 
+def cmd_dbt(args: argparse.Namespace) -> int:
+    """dbt on the platform's project and profile, with the standard layer's registry
+    (hdp.runtime.standard) in its environment: `python -m hdp dbt build --select std_encounter`."""
+    from hdp.runtime.env import platform_env
+    from hdp.runtime.setup import ensure_platform
+
+    settings = load_settings()
+    ensure_platform()
+    env = {**os.environ, **platform_env(settings)}
+    command = ["dbt", *args.dbt_args]
+    if args.dbt_args and not {"--project-dir", "--profiles-dir"} & set(args.dbt_args):
+        command += ["--project-dir", str(settings.dbt_project_dir)]
+        command += ["--profiles-dir", str(settings.dbt_profiles_dir)]
+    return subprocess.call(command, env=env, cwd=settings.dbt_project_dir)
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     """Quality operations: replay quarantined rows after a fix."""
     from hdp.quality.gate import replay_quarantine
@@ -122,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a command with the platform environment")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=cmd_run)
+
+    dbt = sub.add_parser("dbt", help="dbt on the platform's project (finds every mapping)")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
 
     quality = sub.add_parser("quality", help="replay quarantined rows after a fix")
     quality.add_argument("action", choices=["replay"])

@@ -5,6 +5,7 @@ DAG files in dags/ only call these. Nothing here touches a database at import or
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from airflow.sdk import AssetAny, Param, dag, get_current_context, task
@@ -19,6 +20,7 @@ from hdp.orchestration.common import (
     connection_login,
     default_args,
 )
+from hdp.runtime.standard import registry_env
 
 
 def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
@@ -216,15 +218,19 @@ Review: **Data quality** in the menu (`/hdp-quality/`), and GX Data Docs under
     return ingest()
 
 
-def _dbt_password_arg(settings) -> dict:
-    """Embedded mode: no Airflow process holds the transformer's password
-    (hdp.runtime.env.airflow_env); each dbt task renders it from the connection hdp_transformer
-    when it starts, into its own dbt invocation only (Airflow masks it in the rendered fields)."""
+def _dbt_env(settings) -> dict[str, str]:
+    """Each dbt task's own environment: the standard layer's registry (found from the
+    project's mapping files, hdp.runtime.standard), and in embedded mode the transformer's
+    password: no Airflow process holds it (hdp.runtime.env.airflow_env); each dbt task renders it
+    from the connection hdp_transformer when it starts, into its own dbt invocation only
+    (Airflow masks it in the rendered fields). Compose gives the profile's variables to the
+    workers."""
     from hdp.runtime.env import TRANSFORMER_CONN_ID
 
-    if not settings.embedded:  # compose gives the dbt profile's variables to the workers
-        return {}
-    return {"env": {"HDP_WAREHOUSE_PASSWORD": f"{{{{ conn.{TRANSFORMER_CONN_ID}.password }}}}"}}
+    env = registry_env(settings.dbt_project_dir)
+    if settings.embedded:
+        env["HDP_WAREHOUSE_PASSWORD"] = f"{{{{ conn.{TRANSFORMER_CONN_ID}.password }}}}"
+    return env
 
 
 def build_transform_dag():
@@ -234,6 +240,8 @@ def build_transform_dag():
     settings = load_settings()
     project_dir: Path = settings.dbt_project_dir
     manifest_path = project_dir / "target" / "manifest.json"
+    # rendering without a manifest runs `dbt ls`, which parses the standard layer's unions
+    os.environ.update(registry_env(project_dir))
 
     @dag(
         dag_id="hdp_transform",
@@ -313,7 +321,7 @@ emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` 
                 "full_refresh": "{{ params.full_refresh }}",
                 # the shrink guard (macros/record_transform.sql) yields only when asked to
                 "vars": {"allow_mart_shrink": "{{ params.allow_shrink }}"},
-                **_dbt_password_arg(settings),
+                "env": _dbt_env(settings),
             },
         )
         models >> marts_published()

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hdp.config import REPO_ROOT, Settings, load_settings
+from hdp.runtime.standard import registry_env
 from hdp.secrets import secret
 from hdp.warehouse.database import Login, connection_env_var, logins, source_logins
 
@@ -86,6 +87,8 @@ def platform_env(settings: Settings | None = None) -> dict[str, str]:
     resolved |= {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
     # the venv's console scripts (airflow, dbt) first
     resolved["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    # found from the project's files, never configured: a stale value must not win
+    resolved |= registry_env(settings.dbt_project_dir)
     return resolved
 
 

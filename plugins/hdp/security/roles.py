@@ -44,7 +44,7 @@ LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER = (
     "hdp_quality_reader",
 )
 GROUPS = (LOADER, TRANSFORMER, ANALYST, DEPT_ANALYST, ADMIN, QUALITY_READER)
-MODEL_SCHEMAS = ("staging", "intermediate", "marts", "reference")
+MODEL_SCHEMAS = ("staging", "mapping", "standard", "intermediate", "marts", "reference")
 # Roles whose every statement PostgreSQL logs: whoever may reach raw_* or hdp_private, and the
 # analysts (who read what). Role settings are not inherited, so this is set per login.
 LOGGED_GROUPS = GROUPS

@@ -68,6 +68,8 @@ $$;
 -- `create schema if not exists` are then no-ops.
 create schema if not exists raw_his;
 create schema if not exists staging;
+create schema if not exists mapping;
+create schema if not exists standard;
 create schema if not exists intermediate;
 create schema if not exists marts;
 create schema if not exists reference;
