@@ -83,7 +83,8 @@ def hisb(pg_admin_dsn):
     hospital_b.generate(owner, CONFIG)
     _insert_outsider_rows(owner)
     outcome = ingest_source(lg, "hisb", "run-1")
-    run_dbt("build", "--select", "path:models/staging/hisb")
+    run_dbt("seed")
+    run_dbt("build", "--select", "path:models/staging/hisb", "std_institution", "std_source_system")
     yield lg, owner, outcome
     owner.close()
 
@@ -277,3 +278,19 @@ def test_source_login_cannot_read_the_truth_or_write_the_source(hisb):
         assert rows[0][0] == hospital_b.simulate(CONFIG).count("brxx")
     finally:
         reader.close()
+
+
+def test_hospital_b_takes_its_place_in_the_group(hisb):
+    """Its mapping seeds alone put the source in its institution in the standard layer."""
+    lg, _, _ = hisb
+    wh = connect(lg.warehouse)
+    systems = dict(
+        _rows(wh, "select source_system, institution_id from standard.std_source_system")
+    )
+    institutions = dict(
+        _rows(wh, "select institution_id, institution_name from standard.std_institution")
+    )
+    wh.close()
+    assert systems["hisb"] == hospital_b.INSTITUTION_ID == "H002"
+    assert systems["his"] == hospital_b.HOSPITAL_A_INSTITUTION_ID
+    assert set(institutions) >= {"H001", "H002"}
