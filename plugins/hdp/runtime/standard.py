@@ -10,6 +10,11 @@ that runs dbt (`platform_env`, the Cosmos transform DAG). Nobody edits a list wh
 hospital is added; `macros/union_standard.sql` also checks, once the graph is complete, that the
 registry names every mapping the project has.
 
+The same variable's sibling `HDP_PERSONAL_DATA_SOURCES` lists the sources whose manifest
+(`dags/sources/<source>.yml`) declares `contains_personal_data`: the macro that every mapping
+passes a direct identifier through (`macros/standard_identifier.sql`) pseudonymises it for those
+and drops it for the others.
+
 A mapping that is not finished yet is parked as `map_<source>__<entity>.sql.todo` (dbt ignores
 the file, and so does the registry).
 """
@@ -20,7 +25,10 @@ import json
 import re
 from pathlib import Path
 
+from hdp.manifest import MANIFEST_DIR, all_manifests
+
 ENV_VAR = "HDP_STANDARD_MAPPINGS"
+PERSONAL_DATA_ENV_VAR = "HDP_PERSONAL_DATA_SOURCES"
 _NAME = re.compile(r"^map_(?P<source>[a-z][a-z0-9_]*?)__(?P<entity>[a-z][a-z0-9_]*)$")
 
 
@@ -42,6 +50,15 @@ def standard_registry(project_dir: Path) -> dict[str, list[str]]:
     return {entity: sorted(names) for entity, names in sorted(registry.items())}
 
 
-def registry_env(project_dir: Path) -> dict[str, str]:
-    """The environment variable that tells dbt's union_standard macro the registry."""
-    return {ENV_VAR: json.dumps(standard_registry(project_dir), separators=(",", ":"))}
+def personal_data_sources(manifest_dir: Path = MANIFEST_DIR) -> list[str]:
+    """The sources whose manifest declares personal data (sorted)."""
+    return sorted(m.source for m in all_manifests(manifest_dir) if m.contains_personal_data)
+
+
+def registry_env(project_dir: Path, manifest_dir: Path = MANIFEST_DIR) -> dict[str, str]:
+    """The environment variables that tell dbt's standard-layer macros the registry and which
+    sources hold personal data."""
+    return {
+        ENV_VAR: json.dumps(standard_registry(project_dir), separators=(",", ":")),
+        PERSONAL_DATA_ENV_VAR: json.dumps(personal_data_sources(manifest_dir)),
+    }

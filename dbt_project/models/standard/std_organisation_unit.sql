@@ -1,0 +1,2 @@
+-- One row per organisation unit (department, division) of a source.
+{{ union_standard('organisation_unit') }}

@@ -1,0 +1,2 @@
+-- One row per practitioner (doctor) of a source.
+{{ union_standard('practitioner') }}
