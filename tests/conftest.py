@@ -270,6 +270,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_mpi": "integration",
     "test_pgcluster": "integration",
     "test_pharmacy_marts": "integration",
+    "test_standard_pharmacy": "integration",
     "test_pharmacy_simulator": "integration",
     "test_procurement_report": "integration",
     "test_quality_gate": "integration",

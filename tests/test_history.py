@@ -271,12 +271,16 @@ def test_each_correction_is_in_the_marts_exactly_once(history):
             (shortened,),
         )
     )
-    facts = _rows(
-        lg.warehouse,
-        "select line_id, quantity::numeric from marts.fct_prescription_line "
-        "where line_id = any(%s) and not is_unit_mixup",
-        (shortened,),
-    )
+    # line_id is the source's record id, text in the standard (std_medication_order_line)
+    facts = [
+        (int(line), quantity)
+        for line, quantity in _rows(
+            lg.warehouse,
+            "select line_id, quantity::numeric from marts.fct_prescription_line "
+            "where line_id = any(%s) and not is_unit_mixup",
+            ([str(line) for line in shortened],),
+        )
+    ]
     assert facts and all(source[line] == quantity for line, quantity in facts)
 
 
@@ -295,12 +299,17 @@ def test_returns_after_a_sale_net_out_once(history):
     held = {int(k) for k in _quarantined(lg, "dispensing")}
     expected = {r: sale for r, sale in returns.items() if r not in held}
     assert expected, "no clean return in the simulated days"
-    facts = _rows(
-        lg.warehouse,
-        "select dispense_id, returned_dispense_id, quantity < 0 and amount < 0, count(*) over "
-        "(partition by dispense_id) from marts.fct_dispensing where dispense_id = any(%s)",
-        (list(expected),),
-    )
+    # dispense_id is the source's record id, text in the standard (std_dispensing)
+    facts = [
+        (int(d), int(returned) if returned is not None else None, negative, n)
+        for d, returned, negative, n in _rows(
+            lg.warehouse,
+            "select dispense_id, returned_dispense_id, quantity < 0 and amount < 0, count(*) "
+            "over (partition by dispense_id) from marts.fct_dispensing "
+            "where dispense_id = any(%s)",
+            ([str(d) for d in expected],),
+        )
+    ]
     # each return is in the fact once, negative, and names the sale it reverses
     assert {f[0]: f[1] for f in facts} == expected
     assert all(negative and n == 1 for _, _, negative, n in facts)

@@ -139,9 +139,13 @@ def test_strength_in_grams_is_fixed_to_mg(built):
 
 def test_prices_typed_100x_are_fixed(built):
     lg, _, manifest = built
-    fixed = dict(
-        _rows(lg, "select dispense_id, unit_price from marts.fct_dispensing where is_price_100x")
-    )
+    # dispense_id is the source's record id, text in the standard (std_dispensing)
+    fixed = {
+        int(i): price
+        for i, price in _rows(
+            lg, "select dispense_id, unit_price from marts.fct_dispensing where is_price_100x"
+        )
+    }
     assert set(fixed) == set(manifest["price_100x"])
     assert all(
         float(fixed[i]) == pytest.approx(float(clean))

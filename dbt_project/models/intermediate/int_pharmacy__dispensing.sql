@@ -1,18 +1,19 @@
--- One row per dispensing event (re-sent copies already collapsed in staging), priced against
--- the drug_prices row valid on the day. A unit price 100 times the list price is fen typed as
--- yuan: price and amount are divided by 100 and the row flagged (price_check).
+-- One row per dispensing event (std_dispensing, every source and institution; re-sent copies
+-- already collapsed), priced against the product's price period valid on the day. A unit
+-- price 100 times the list price is fen typed as yuan: price and amount are divided by 100 and
+-- the row flagged (price_check). A source without a price list gets 'no_list_price'.
 with
 
 dispensing as (
-    select * from {{ ref('stg_pharmacy__dispensing') }}
+    select * from {{ ref('std_dispensing') }}
 ),
 
 prices as (
-    select * from {{ ref('stg_pharmacy__drug_prices') }}
+    select * from {{ ref('std_medication_price') }}
 ),
 
-drugs as (
-    select * from {{ ref('stg_pharmacy__drugs') }}
+products as (
+    select * from {{ ref('std_medication_product') }}
 ),
 
 lines as (
@@ -25,16 +26,16 @@ departments as (
 
 priced as (
     -- a join, not a correlated subquery: the planner hashes the price list once
-    select distinct on (dispensing.dispense_id)
+    select distinct on (dispensing.dispensing_key)
         dispensing.*,
         prices.unit_price as list_unit_price
     from dispensing
     left join prices
         on
-            dispensing.drug_code = prices.drug_code
+            dispensing.medication_product_key = prices.medication_product_key
             and dispensing.dispensed_at::date >= prices.valid_from
             and (prices.valid_to is null or dispensing.dispensed_at::date < prices.valid_to)
-    order by dispensing.dispense_id asc, prices.valid_from desc, prices.price_id desc
+    order by dispensing.dispensing_key asc, prices.valid_from desc, prices.source_record_id desc
 ),
 
 checked as (
@@ -51,11 +52,16 @@ checked as (
 
 final as (
     select
-        checked.dispense_id,
+        checked.dispensing_key,
+        checked.institution_id,
+        checked.source_system,
+        checked.source_record_id as dispense_id,
         checked.line_id,
-        coalesce(drugs.drug_code, '-1') as medication_key,
-        checked.drug_code as drug_code_recorded,
-        drugs.atc_code,
+        checked.medication_order_line_key,
+        coalesce(products.medication_product_key, '-1') as medication_key,
+        checked.local_drug_code as drug_code_recorded,
+        checked.local_drug_name as drug_name_recorded,
+        products.atc_code,
         checked.batch_no,
         checked.quantity,
         case
@@ -72,15 +78,9 @@ final as (
         checked.price_check,
         checked.price_check = 'fixed_100x' as is_price_100x,
         -- see int_pharmacy__prescription_lines: DDDs = quantity x strength / DDD
-        round(
-            case
-                when drugs.ddd_unit = 'UD' then checked.quantity / nullif(drugs.ddd_value, 0)
-                else checked.quantity * drugs.strength_mg / nullif(drugs.ddd_mg, 0)
-            end,
-            4
-        ) as ddd,
+        {{ ddds('checked.quantity', 'products') }} as ddd,
         checked.is_return,
-        checked.returned_dispense_id,
+        checked.returned_source_record_id as returned_dispense_id,
         checked.pharmacy_code,
         coalesce(departments.dept_code, '-1') as department_key,
         lines.encounter_type,
@@ -88,14 +88,14 @@ final as (
         coalesce(lines.patient_key, '-1') as patient_key,
         checked.dispensed_at,
         checked.duplicates_collapsed,
-        drugs.drug_code is null as has_unknown_drug,
+        products.medication_product_key is null as has_unknown_drug,
         departments.dept_code is null as has_unknown_department,
         lines.line_id is null as has_unknown_line,
         checked.data_source
     from checked
-    left join drugs on checked.drug_code = drugs.drug_code
-    left join departments on checked.dept_code = departments.dept_code
-    left join lines on checked.line_id = lines.line_id
+    left join products on checked.medication_product_key = products.medication_product_key
+    left join departments on checked.local_department_code = departments.dept_code
+    left join lines on checked.medication_order_line_key = lines.medication_order_line_key
 )
 
 select * from final

@@ -1,19 +1,17 @@
--- One row per prescription line with its prescription, drug and HIS keys resolved the way
--- fct_encounter resolves them (int_his__patient_key_map, the surviving visit, staging's
--- doctors and departments), so the two facts join on encounter_key, patient_key, ...
--- Nothing is dropped: an unknown drug code keeps its line with medication_key '-1'.
+-- One row per prescription line (std_medication_order_line, every source and institution)
+-- with its product and HIS keys resolved the way fct_encounter resolves them
+-- (int_his__patient_key_map, the surviving visit, the HIS's doctors and departments), so the
+-- two facts join on encounter_key, patient_key, ... The HIS references are the ids of the
+-- line's own institution. Nothing is dropped: an unknown drug code keeps its line with
+-- medication_key '-1'.
 with
 
 lines as (
-    select * from {{ ref('stg_pharmacy__prescription_lines') }}
+    select * from {{ ref('std_medication_order_line') }}
 ),
 
-prescriptions as (
-    select * from {{ ref('stg_pharmacy__prescriptions') }}
-),
-
-drugs as (
-    select * from {{ ref('stg_pharmacy__drugs') }}
+products as (
+    select * from {{ ref('std_medication_product') }}
 ),
 
 visit_resolution as (
@@ -39,30 +37,25 @@ departments as (
 keyed as (
     select
         lines.*,
-        prescriptions.prescription_id is null as has_unknown_prescription,
-        prescriptions.encounter_type,
         case
-            when prescriptions.encounter_type = 'OP'
-                then 'OP-' || coalesce(visit_resolution.surviving_visit_id, prescriptions.visit_id)::text
-            when prescriptions.encounter_type = 'IP'
-                then 'IP-' || prescriptions.admission_id::text
-        end as encounter_key,
-        prescriptions.patient_id,
-        prescriptions.doctor_id,
-        prescriptions.dept_code,
-        prescriptions.prescription_type,
-        prescriptions.prescribed_at
+            when lines.encounter_type = 'OP'
+                then 'OP-' || coalesce(visit_resolution.surviving_visit_id::text, lines.visit_id)
+            when lines.encounter_type = 'IP'
+                then 'IP-' || lines.admission_id
+        end as encounter_key
     from lines
-    left join prescriptions on lines.prescription_id = prescriptions.prescription_id
     left join visit_resolution
         on
-            prescriptions.encounter_type = 'OP'
-            and prescriptions.visit_id = visit_resolution.visit_id
+            lines.encounter_type = 'OP'
+            and lines.visit_id = visit_resolution.visit_id::text
 ),
 
 final as (
     select
-        keyed.line_id,
+        keyed.medication_order_line_key,
+        keyed.institution_id,
+        keyed.source_system,
+        keyed.source_record_id as line_id,
         keyed.prescription_id,
         keyed.line_no,
         keyed.encounter_type,
@@ -72,10 +65,10 @@ final as (
         coalesce(departments.dept_code, '-1') as department_key,
         keyed.prescribed_at,
         keyed.prescription_type,
-        coalesce(drugs.drug_code, '-1') as medication_key,
-        keyed.drug_code as drug_code_recorded,
-        drugs.atc_code,
-        coalesce(drugs.atc_code like 'J01%', false) as is_systemic_antibacterial,
+        coalesce(products.medication_product_key, '-1') as medication_key,
+        keyed.local_drug_code as drug_code_recorded,
+        products.atc_code,
+        coalesce(products.atc_code like 'J01%', false) as is_systemic_antibacterial,
         keyed.dose_per_time,
         keyed.dose_unit,
         keyed.frequency,
@@ -84,21 +77,14 @@ final as (
         -- no drug is dispensed by the box (盒): the quantity counts the drug's own unit, as
         -- its dispensing row confirms, so the unit is the drug's and the line is flagged
         case
-            when drugs.drug_code is not null and keyed.unit_recorded = '盒' then drugs.unit
+            when products.medication_product_key is not null and keyed.unit_recorded = '盒' then products.unit
             else keyed.unit_recorded
         end as unit,
         keyed.unit_recorded,
-        coalesce(keyed.unit_recorded = '盒' and drugs.unit in ('片', '粒'), false) as is_unit_mixup,
-        -- DDDs = quantity x strength / DDD (both in mg); 'UD' DDDs count units. The same
-        -- expression is in int_pharmacy__dispensing.
-        round(
-            case
-                when drugs.ddd_unit = 'UD' then keyed.quantity / nullif(drugs.ddd_value, 0)
-                else keyed.quantity * drugs.strength_mg / nullif(drugs.ddd_mg, 0)
-            end,
-            4
-        ) as ddd,
-        drugs.drug_code is null as has_unknown_drug,
+        coalesce(keyed.unit_recorded = '盒' and products.unit in ('片', '粒'), false) as is_unit_mixup,
+        -- DDDs = quantity x strength / DDD (both in mg); 'UD' DDDs count units (macros/ddd.sql)
+        {{ ddds('keyed.quantity', 'products') }} as ddd,
+        products.medication_product_key is null as has_unknown_drug,
         key_map.patient_key is null as has_unknown_patient,
         doctors.doctor_id is null as has_unknown_doctor,
         departments.dept_code is null as has_unknown_department,
@@ -106,10 +92,10 @@ final as (
         keyed.has_unknown_prescription,
         keyed.data_source
     from keyed
-    left join drugs on keyed.drug_code = drugs.drug_code
-    left join key_map on keyed.patient_id = key_map.patient_id
-    left join doctors on keyed.doctor_id = doctors.doctor_id
-    left join departments on keyed.dept_code = departments.dept_code
+    left join products on keyed.medication_product_key = products.medication_product_key
+    left join key_map on keyed.patient_id = key_map.patient_id::text
+    left join doctors on keyed.doctor_id = doctors.doctor_id::text
+    left join departments on keyed.local_department_code = departments.dept_code
     left join encounters on keyed.encounter_key = encounters.encounter_key
 )
 

@@ -1,12 +1,14 @@
 {{ config(post_hook="{{ record_transform() }}") }}
 
--- One row per local drug code (药品字典), with its WHO ATC levels 1-5 and DDD, plus the
--- unknown member '-1' that lines with an unknown drug code point at. A code without an ATC
--- code is kept (atc_mapping = 'unmapped') and listed in mart_unmapped_drug_codes.
+-- One row per medication product of every institution and source (std_medication_product:
+-- a local drug code, or code and name where a source reuses codes), with its WHO ATC levels
+-- 1-5 and DDD, plus the unknown member '-1' that lines with an unknown drug code point at. A
+-- product without an ATC code is kept (atc_mapping = 'unmapped') and listed in
+-- mart_unmapped_drug_codes; atc_mapping is the standard's mapping method.
 with
 
 drugs as (
-    select * from {{ ref('stg_pharmacy__drugs') }}
+    select * from {{ ref('std_medication_product') }}
 ),
 
 atc_levels as (
@@ -26,9 +28,11 @@ coded as (
 
 known as (
     select
-        coded.drug_code as medication_key,
-        coded.drug_code,
-        coded.generic_name,
+        coded.medication_product_key as medication_key,
+        coded.institution_id,
+        coded.source_system,
+        coded.local_drug_code as drug_code,
+        coalesce(coded.local_drug_name, coded.local_drug_code) as generic_name,
         coded.brand_name,
         coded.specification,
         coded.dosage_form,
@@ -49,10 +53,11 @@ known as (
         level4.atc_name as atc_level4_name,
         coded.atc_level5_code,
         level5.atc_name as atc_level5_name,
-        case when coded.atc_code is null then 'unmapped' else 'catalogue' end as atc_mapping,
+        coded.atc_mapping_method as atc_mapping,
+        coded.atc_code_system,
         coded.ddd_value,
         coded.ddd_unit,
-        coded.is_essential,
+        coalesce(coded.is_essential, false) as is_essential,
         coded.antibiotic_grade,
         coalesce(coded.atc_code like 'J01%', false) as is_systemic_antibacterial,
         coded.supplier_code,
@@ -71,6 +76,8 @@ known as (
 unknown_member as (
     select
         '-1' as medication_key,
+        null::text as institution_id,
+        null::text as source_system,
         null::text as drug_code,
         'unknown' as generic_name,
         null::text as brand_name,
@@ -94,6 +101,7 @@ unknown_member as (
         null::text as atc_level5_code,
         null::text as atc_level5_name,
         'unmapped' as atc_mapping,
+        null::text as atc_code_system,
         null::numeric as ddd_value,
         null::text as ddd_unit,
         false as is_essential,

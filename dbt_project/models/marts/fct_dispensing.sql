@@ -2,17 +2,18 @@
     row is rewritten once (no full refresh needed) -#}
 {{ config(
     materialized='incremental',
-    unique_key='dispense_id',
+    unique_key='dispensing_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     post_hook=[
-        "{{ delete_vanished_rows('dispense_id', ref('int_pharmacy__dispensing')) }}",
+        "{{ delete_vanished_rows('dispensing_key', ref('int_pharmacy__dispensing')) }}",
         "{{ enable_department_rls() }}",
         "{{ record_transform() }}",
     ],
 ) }}
 
--- One row per dispensing event: sales (positive quantity) and returns (退药: negative
+-- One row per dispensing event of every institution and source (dispensing_key =
+-- std_dispensing's key): sales (positive quantity) and returns (退药: negative
 -- quantity, amount and DDDs, is_return), so sums are net. Re-sent copies are collapsed
 -- (duplicates_collapsed) and prices typed 100x too high are corrected (is_price_100x).
 -- Incremental by row hash (macros/incremental.sql): a run writes only the dispensings that are
@@ -43,6 +44,9 @@ versioned as (
 
 final as (
     select
+        dispensing_key,
+        institution_id,
+        source_system,
         dispense_id,
         line_id,
         encounter_type,
@@ -79,7 +83,7 @@ hashed as (
 )
 
 {% if is_incremental() -%}
-    {{ only_changed_rows('hashed', 'dispense_id') }}
+    {{ only_changed_rows('hashed', 'dispensing_key') }}
 {%- else -%}
     select * from hashed
 {%- endif %}

@@ -6,13 +6,14 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     post_hook=[
-        "{{ delete_vanished_rows('lab_result_key', ref('stg_lis__results'), 'result_id') }}",
+        "{{ delete_vanished_rows('lab_result_key', ref('std_lab_observation'), 'lab_observation_key') }}",
         "{{ enable_department_rls() }}",
         "{{ record_transform() }}",
     ],
 ) }}
 
--- One row per laboratory result. The patient is the pseudonymised patient_key (never the HIS
+-- One row per laboratory result of every institution and source (std_lab_observation;
+-- lab_result_key is its key, institution_id:source_system:result id). The patient is the pseudonymised patient_key (never the HIS
 -- patient id); results of a collapsed duplicate visit point at the surviving visit; results
 -- whose patient or encounter is unknown are kept, flagged, on the unknown patient.
 -- Incremental by row hash (macros/incremental.sql): a run writes only the results that are new
@@ -20,7 +21,7 @@
 with
 
 results as (
-    select * from {{ ref('stg_lis__results') }}
+    select * from {{ ref('std_lab_observation') }}
 ),
 
 key_map as (
@@ -41,21 +42,24 @@ keyed as (
         key_map.patient_key,
         case
             when results.encounter_type = 'OP' and results.visit_id is not null
-                then 'OP-' || coalesce(visit_resolution.surviving_visit_id, results.visit_id)::text
+                then 'OP-' || coalesce(visit_resolution.surviving_visit_id::text, results.visit_id)
             when results.encounter_type = 'IP' and results.admission_id is not null
-                then 'IP-' || results.admission_id::text
+                then 'IP-' || results.admission_id
         end as named_encounter_key
     from results
-    left join key_map on results.patient_id = key_map.patient_id
+    left join key_map on results.patient_id = key_map.patient_id::text
     left join visit_resolution
         on
             results.encounter_type = 'OP'
-            and results.visit_id = visit_resolution.visit_id
+            and results.visit_id = visit_resolution.visit_id::text
 ),
 
 final as (
     select
-        keyed.result_id as lab_result_key,
+        keyed.lab_observation_key as lab_result_key,
+        keyed.institution_id,
+        keyed.source_system,
+        keyed.source_record_id as result_id,
         keyed.order_id,
         coalesce(keyed.patient_key, '-1') as patient_key,
         encounters.encounter_key,
@@ -63,11 +67,12 @@ final as (
         -- the encounter's department: row-level security limits department analysts by it
         coalesce(encounters.department_key, '-1') as department_key,
         to_char(keyed.collected_at, 'YYYYMMDD')::int as date_key,
-        keyed.test_code,
-        keyed.test_name,
+        keyed.local_test_code as test_code,
+        keyed.local_test_name as test_name,
         keyed.specimen,
         keyed.loinc_code,
         keyed.loinc_mapping_method,
+        keyed.loinc_code_system,
         keyed.is_qualitative,
         keyed.result_value,
         keyed.result_comparator,

@@ -2,17 +2,18 @@
     row is rewritten once (no full refresh needed) -#}
 {{ config(
     materialized='incremental',
-    unique_key='line_id',
+    unique_key='prescription_line_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     post_hook=[
-        "{{ delete_vanished_rows('line_id', ref('int_pharmacy__prescription_lines')) }}",
+        "{{ delete_vanished_rows('prescription_line_key', ref('int_pharmacy__prescription_lines'), 'medication_order_line_key') }}",
         "{{ enable_department_rls() }}",
         "{{ record_transform() }}",
     ],
 ) }}
 
--- One row per prescription line, keyed like fct_encounter (patient_key, doctor_key,
+-- One row per prescription line of every institution and source (prescription_line_key =
+-- std_medication_order_line's key), keyed like fct_encounter (patient_key, doctor_key,
 -- department_key, encounter_key), with its DDDs. Broken references point at unknown members
 -- and say so in has_unknown_* flags; unit mix-ups are corrected and flagged.
 -- Incremental by row hash (macros/incremental.sql): a run writes only the lines that are new
@@ -43,6 +44,9 @@ versioned as (
 
 final as (
     select
+        medication_order_line_key as prescription_line_key,
+        institution_id,
+        source_system,
         line_id,
         prescription_id,
         line_no,
@@ -82,7 +86,7 @@ hashed as (
 )
 
 {% if is_incremental() -%}
-    {{ only_changed_rows('hashed', 'line_id') }}
+    {{ only_changed_rows('hashed', 'prescription_line_key') }}
 {%- else -%}
     select * from hashed
 {%- endif %}

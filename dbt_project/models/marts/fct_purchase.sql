@@ -1,39 +1,43 @@
 {{ config(post_hook="{{ record_transform() }}") }}
 
--- One row per purchase order with its receipts: what was ordered, what arrived, and the
--- actual lead time (first delivery day minus order day) that mart_reorder_point plans with.
+-- One row per purchase order of every institution and source (std_purchase) with its receipts
+-- (std_receipt): what was ordered, what arrived, and the actual lead time (first delivery day
+-- minus order day) that mart_reorder_point plans with.
 with
 
 orders as (
-    select * from {{ ref('stg_pharmacy__purchase_orders') }}
+    select * from {{ ref('std_purchase') }}
 ),
 
 receipts as (
-    select * from {{ ref('stg_pharmacy__receipts') }}
+    select * from {{ ref('std_receipt') }}
 ),
 
-drugs as (
-    select * from {{ ref('stg_pharmacy__drugs') }}
+products as (
+    select * from {{ ref('std_medication_product') }}
 ),
 
 received as (
     select
-        po_id,
+        purchase_key,
         count(*) as receipt_count,
         sum(quantity_received) as quantity_received,
         min(received_at) as first_received_at,
         max(received_at) as last_received_at,
         min(expiry_date) as earliest_expiry_date
     from receipts
-    group by po_id
+    group by purchase_key
 ),
 
 final as (
     select
-        orders.po_id,
-        coalesce(drugs.drug_code, '-1') as medication_key,
+        orders.purchase_key,
+        orders.institution_id,
+        orders.source_system,
+        orders.source_record_id as po_id,
+        coalesce(products.medication_product_key, '-1') as medication_key,
         to_char(orders.ordered_at, 'YYYYMMDD')::int as date_key,
-        orders.supplier_code,
+        orders.local_supplier_code as supplier_code,
         orders.ordered_at,
         orders.expected_at,
         orders.status,
@@ -50,11 +54,11 @@ final as (
         (orders.expected_at - orders.ordered_at::date) as nominal_lead_time_days,
         coalesce(received.first_received_at::date > orders.expected_at, false) as is_late,
         orders.status in ('open', 'partial') as is_open,
-        drugs.drug_code is null as has_unknown_drug,
+        products.medication_product_key is null as has_unknown_drug,
         orders.data_source
     from orders
-    left join received on orders.po_id = received.po_id
-    left join drugs on orders.drug_code = drugs.drug_code
+    left join received on orders.purchase_key = received.purchase_key
+    left join products on orders.medication_product_key = products.medication_product_key
 )
 
 select * from final

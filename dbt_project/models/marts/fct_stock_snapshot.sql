@@ -1,20 +1,24 @@
 {{ config(post_hook="{{ record_transform() }}") }}
 
--- One row per drug, batch and day held (end-of-day count), with days to expiry.
+-- One row per product, batch and day held (end-of-day count, std_stock of every institution
+-- and source), with days to expiry.
 with
 
 snapshots as (
-    select * from {{ ref('stg_pharmacy__stock_batches') }}
+    select * from {{ ref('std_stock') }}
 ),
 
-drugs as (
-    select * from {{ ref('stg_pharmacy__drugs') }}
+products as (
+    select * from {{ ref('std_medication_product') }}
 ),
 
 final as (
     select
-        snapshots.snapshot_id,
-        coalesce(drugs.drug_code, '-1') as medication_key,
+        snapshots.stock_key,
+        snapshots.institution_id,
+        snapshots.source_system,
+        snapshots.source_record_id as snapshot_id,
+        coalesce(products.medication_product_key, '-1') as medication_key,
         to_char(snapshots.snapshot_date, 'YYYYMMDD')::int as date_key,
         snapshots.snapshot_date,
         snapshots.batch_no,
@@ -24,10 +28,10 @@ final as (
         (snapshots.quantity_on_hand * snapshots.valuation_unit_price)::numeric(14, 2) as stock_value,
         snapshots.expiry_date - snapshots.snapshot_date as days_to_expiry,
         snapshots.expiry_date - snapshots.snapshot_date <= 30 as is_expiring_30d,
-        drugs.drug_code is null as has_unknown_drug,
+        products.medication_product_key is null as has_unknown_drug,
         snapshots.data_source
     from snapshots
-    left join drugs on snapshots.drug_code = drugs.drug_code
+    left join products on snapshots.medication_product_key = products.medication_product_key
 )
 
 select * from final

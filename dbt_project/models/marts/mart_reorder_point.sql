@@ -29,7 +29,7 @@ snapshots as (
 ),
 
 suppliers as (
-    select * from {{ ref('stg_pharmacy__suppliers') }}
+    select * from {{ ref('std_supplier') }}
 ),
 
 daily as (
@@ -117,7 +117,11 @@ planned as (
     from medications
     left join demand on medications.medication_key = demand.medication_key
     left join lead_times on medications.medication_key = lead_times.medication_key
-    left join suppliers on medications.supplier_code = suppliers.supplier_code
+    left join suppliers
+        on
+            medications.institution_id = suppliers.institution_id
+            and medications.source_system = suppliers.source_system
+            and medications.supplier_code = suppliers.local_supplier_code
     left join on_hand on medications.medication_key = on_hand.medication_key
     left join on_order on medications.medication_key = on_order.medication_key
 ),

@@ -1,0 +1,312 @@
+"""The pharmacy standard with a source that does not look like our simulator (real dbt, PostgreSQL).
+
+A retail pharmacy's sales export, shaped like the real one the issue describes: drug code and
+name, quantity, amount and date only (no ATC, no DDD, no sale id), and one local code that
+carries four different drug names for 17% of the spend. It joins as Hospital B's source
+`retail` by mapping alone (a staging model, two mapping models and two mapping seeds in a copy
+of the project): nothing in models/standard, intermediate or marts is edited. Then:
+
+- the reused code reaches the worklist as four ambiguous products, one per name, never merged,
+  and the worklist is per institution and biggest spend first;
+- every sale row reaches std_dispensing and fct_dispensing (returns negative), per institution;
+- rerunning the build (an operator's retry) changes nothing.
+
+Assertions compare counts and sums, never print row values.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hdp.config import REPO_ROOT
+from hdp.runtime.dbt import run_dbt
+from hdp.runtime.env import platform_env
+from hdp.warehouse.database import connect
+
+REUSED_CODE = "X0001"
+# (code, name, quantity, amount, day): a code reused for four products; three codes of one name
+# each; a return (negative) of one of the reused code's products; two identical sales on one day
+# (no sale id: both are real sales and both must arrive). Days count from the first day the
+# simulated hospital dispensed (the calendar dimension covers it).
+SALES: tuple[tuple[str, str, str, str, int], ...] = (
+    (REUSED_CODE, "阿莫西林胶囊", "10", "52.00", 0),
+    (REUSED_CODE, "头孢克肟片", "6", "48.00", 1),
+    (REUSED_CODE, "布洛芬缓释胶囊", "4", "30.00", 1),
+    (REUSED_CODE, "维生素C片", "2", "40.00", 2),
+    (REUSED_CODE, "阿莫西林胶囊", "-2", "-10.00", 3),
+    ("A1001", "复方甘草片", "20", "350.00", 0),
+    ("A1001", "复方甘草片", "20", "350.00", 0),
+    ("B2002", "板蓝根颗粒", "5", "50.00", 4),
+    ("C3003", "藿香正气水", "3", "31.00", 5),
+)
+REUSED_SPEND = Decimal("160.00")  # 52 + 48 + 30 + 40 - 10
+TOTAL_SPEND = Decimal("941.00")  # the reused code is 17 % of it (160 / 941 = 0.170)
+
+STAGING = """
+-- The retail sales export: no sale id, so a sale's record id is its fields and its ordinal
+-- among identical rows of the file (two identical sales on one day are two sales).
+select
+    upper(btrim(drug_code)) as drug_code,
+    btrim(drug_name) as drug_name,
+    quantity::numeric as quantity,
+    amount::numeric as amount,
+    sale_date::date as sale_date,
+    row_number() over (
+        partition by drug_code, drug_name, quantity, amount, sale_date order by drug_code
+    ) as ordinal
+from raw_retail.sales
+"""
+
+PRODUCT = """
+-- One product per code and name: the export reuses codes, so the code alone names no product.
+with sales as (select * from {{ ref('stg_retail__sales') }}),
+source_system as (select * from {{ ref('map_retail__source_system') }}),
+products as (select distinct drug_code, drug_name from sales)
+select
+    source_system.institution_id,
+    source_system.source_system,
+    products.drug_code || '|' || products.drug_name as source_record_id,
+    source_system.institution_id || ':' || source_system.source_system || ':'
+        || products.drug_code || '|' || products.drug_name as medication_product_key,
+    products.drug_code as local_drug_code,
+    products.drug_name as local_drug_name,
+    null::text as brand_name, null::text as specification, null::text as dosage_form,
+    null::text as unit, null::int as pack_size, null::numeric as strength_mg,
+    null::numeric as strength_mg_recorded, null::text as strength_check, null::text as route,
+    null::text as manufacturer, null::text as atc_code,
+    'WHO ATC/DDD Index 2024' as atc_code_system, 'unmapped' as atc_mapping_method,
+    null::numeric as ddd_value, null::text as ddd_unit, null::boolean as is_essential,
+    null::text as antibiotic_grade, null::text as supplier_code,
+    null::numeric as current_unit_price, null::boolean as is_active,
+    'retail' as data_source
+from products
+cross join source_system
+"""
+
+DISPENSING = """
+with sales as (select * from {{ ref('stg_retail__sales') }}),
+source_system as (select * from {{ ref('map_retail__source_system') }}),
+keyed as (
+    select
+        sales.*,
+        sales.drug_code || '|' || sales.drug_name || '|' || sales.quantity::text || '|'
+            || sales.amount::text || '|' || sales.sale_date::text || '|' || sales.ordinal::text
+            as record_id
+    from sales
+)
+select
+    source_system.institution_id,
+    source_system.source_system,
+    keyed.record_id as source_record_id,
+    source_system.institution_id || ':' || source_system.source_system || ':' || keyed.record_id
+        as dispensing_key,
+    null::text as medication_order_line_key,
+    null::text as line_id,
+    source_system.institution_id || ':' || source_system.source_system || ':'
+        || keyed.drug_code || '|' || keyed.drug_name as medication_product_key,
+    keyed.drug_code as local_drug_code,
+    keyed.drug_name as local_drug_name,
+    null::text as batch_no,
+    keyed.quantity,
+    round(keyed.amount / nullif(keyed.quantity, 0), 4) as unit_price_recorded,
+    keyed.amount as amount_recorded,
+    keyed.quantity < 0 as is_return,
+    null::text as returned_source_record_id,
+    null::text as pharmacy_code,
+    null::text as local_department_code,
+    keyed.sale_date::timestamp as dispensed_at,
+    0 as duplicates_collapsed,
+    'retail' as data_source
+from keyed
+cross join source_system
+"""
+
+SEEDS_YML = """version: 2
+seeds:
+  - name: map_retail__source_system
+    config:
+      column_types: {source_system: text, institution_id: text, source_kind: text, vendor: text,
+        description: text, diagnosis_code_system: text}
+  - name: map_retail__institution
+    config:
+      column_types: {institution_id: text, institution_name: text, institution_name_en: text,
+        institution_level: text, institution_type: text, joined_group_on: date}
+"""
+
+
+def _project_with_retail(tmp_path: Path) -> Path:
+    """A copy of the project with the retail source added by mapping alone."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        REPO_ROOT / "dbt_project",
+        project,
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
+    )
+    (project / "models/staging/retail").mkdir()
+    (project / "models/staging/retail/stg_retail__sales.sql").write_text(STAGING)
+    mapping = project / "models/mapping/retail"
+    mapping.mkdir()
+    (mapping / "map_retail__medication_product.sql").write_text(PRODUCT)
+    (mapping / "map_retail__dispensing.sql").write_text(DISPENSING)
+    seeds = project / "seeds/mapping/retail"
+    seeds.mkdir()
+    (seeds / "_retail__mapping_seeds.yml").write_text(SEEDS_YML)
+    (seeds / "map_retail__source_system.csv").write_text(
+        "source_system,institution_id,source_kind,vendor,description,diagnosis_code_system\n"
+        "retail,H002,files,a retail chain,Hospital B outpatient pharmacy sales export,\n"
+    )
+    (seeds / "map_retail__institution.csv").write_text(
+        "institution_id,institution_name,institution_name_en,institution_level,"
+        "institution_type,joined_group_on\n"
+        "H002,市第二人民医院,City Second People's Hospital (Hospital B),三级乙等,general,"
+        "2025-01-01\n"
+    )
+    return project
+
+
+def _load_sales(lg) -> None:
+    """The export, landed as text the way a file drop lands (the transformer may read it)."""
+    transformer = platform_env()["HDP_WAREHOUSE_USER"]
+    admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
+    with admin, admin.cursor() as cur:
+        cur.execute("create schema raw_retail")
+        cur.execute(
+            "create table raw_retail.sales (drug_code text, drug_name text, quantity text, "
+            "amount text, sale_date text)"
+        )
+        cur.execute("select min(dispensed_at)::date from marts.fct_dispensing")
+        first_day = cur.fetchone()[0]
+        cur.executemany(
+            "insert into raw_retail.sales values (%s, %s, %s, %s, (%s::date + %s)::text)",
+            [(*row[:4], first_day, row[4]) for row in SALES],
+        )
+        cur.execute(f'grant usage on schema raw_retail to "{transformer}"')
+        cur.execute(f'grant select on raw_retail.sales to "{transformer}"')
+    admin.close()
+
+
+def _rows(lg, query: str, params=None) -> list[tuple]:
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+    wh.close()
+    return rows
+
+
+def _build(*args: str):
+    return run_dbt(
+        "build",
+        "--select",
+        "stg_retail__sales+",
+        "map_retail__source_system+",
+        "map_retail__institution+",
+        *args,
+    )
+
+
+@pytest.fixture(scope="module")
+def retail(built_warehouse, tmp_path_factory):
+    lg, _ = built_warehouse
+    project = _project_with_retail(tmp_path_factory.mktemp("retail"))
+    _load_sales(lg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HDP_DBT_PROJECT_DIR", str(project))
+        run_dbt("seed", "--select", "map_retail__source_system", "map_retail__institution")
+        first = _build()
+        yield lg, first, _build
+
+
+def test_a_new_source_builds_by_mapping_alone(retail):
+    _, first, _ = retail
+    assert "ERROR=0" in first.stdout.replace(" ", "")
+
+
+def test_a_reused_code_is_listed_as_one_ambiguous_row_per_product(retail):
+    lg, _, _ = retail
+    rows = _rows(
+        lg,
+        "select reason, products_for_code, generic_name, spend, share_of_spend, priority "
+        "from marts.mart_unmapped_drug_codes "
+        "where institution_id = 'H002' and source_system = 'retail' and drug_code = %s "
+        "order by priority",
+        (REUSED_CODE,),
+    )
+    assert len(rows) == 4
+    assert {r[0] for r in rows} == {"ambiguous"} and {r[1] for r in rows} == {4}
+    assert len({r[2] for r in rows}) == 4  # four names, not merged into one
+    assert sum(r[3] for r in rows) == REUSED_SPEND
+    assert float(sum(r[4] for r in rows)) == pytest.approx(
+        float(REUSED_SPEND / TOTAL_SPEND), abs=1e-5
+    )
+    assert 0.165 <= float(REUSED_SPEND / TOTAL_SPEND) <= 0.175
+
+
+def test_the_worklist_is_per_institution_biggest_spend_first(retail):
+    lg, _, _ = retail
+    rows = _rows(
+        lg,
+        "select drug_code, reason, spend, priority from marts.mart_unmapped_drug_codes "
+        "where institution_id = 'H002' order by priority, drug_code",
+    )
+    # single-name codes without ATC are unmapped; priority 1 is the biggest spend (A1001, 700)
+    assert {r[0] for r in rows if r[1] == "unmapped"} == {"A1001", "B2002", "C3003"}
+    assert rows[0][0] == "A1001" and rows[0][3] == 1
+    spends = [r[2] for r in rows]
+    assert spends == sorted(spends, reverse=True)
+    # Hospital A's rows rank among themselves: its priority 1 exists as well
+    ranks = _rows(
+        lg,
+        "select institution_id, min(priority) from marts.mart_unmapped_drug_codes group by 1",
+    )
+    assert dict(ranks) == {"H001": 1, "H002": 1}
+
+
+def test_every_sale_reaches_the_standard_and_the_fact(retail):
+    lg, _, _ = retail
+    landed = _rows(lg, "select count(*), sum(amount::numeric) from raw_retail.sales")[0]
+    standard = _rows(
+        lg,
+        "select count(*), sum(amount_recorded), count(*) filter (where is_return and quantity < 0) "
+        "from standard.std_dispensing where institution_id = 'H002'",
+    )[0]
+    fact = _rows(
+        lg,
+        "select count(*), sum(amount), count(distinct medication_key), "
+        "count(*) filter (where has_unknown_drug) "
+        "from marts.fct_dispensing where institution_id = 'H002' and source_system = 'retail'",
+    )[0]
+    assert landed == (len(SALES), TOTAL_SPEND)
+    assert standard == (len(SALES), TOTAL_SPEND, 1)
+    assert fact == (len(SALES), TOTAL_SPEND, 7, 0)  # 4 + 3 products, every sale known
+    # Hospital A's facts still hold only Hospital A's sources
+    other = _rows(
+        lg,
+        "select count(*) from marts.fct_dispensing where institution_id = 'H001' "
+        "and source_system <> 'pharmacy'",
+    )[0][0]
+    assert other == 0
+
+
+def test_rerunning_the_build_changes_nothing(retail):
+    lg, _, build = retail
+    before = _rows(
+        lg,
+        "select worklist_key, reason, spend, priority from marts.mart_unmapped_drug_codes "
+        "order by worklist_key",
+    )
+    facts_before = _rows(lg, "select count(*), sum(amount) from marts.fct_dispensing")[0]
+    again = build()
+    assert "ERROR=0" in again.stdout.replace(" ", "")
+    after = _rows(
+        lg,
+        "select worklist_key, reason, spend, priority from marts.mart_unmapped_drug_codes "
+        "order by worklist_key",
+    )
+    assert after == before
+    assert _rows(lg, "select count(*), sum(amount) from marts.fct_dispensing")[0] == facts_before
