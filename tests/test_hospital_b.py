@@ -14,7 +14,7 @@ import pytest
 from hdp.quality.gate import GateResult
 from hdp.runtime.dbt import run_dbt
 from hdp.warehouse.database import connect
-from hdp_sim import hospital_b
+from hdp_sim import his, hospital_b
 from hdp_sim.sources import logins
 from tests.conftest import reset_platform_databases
 from tests.pipeline import ingest_source
@@ -79,12 +79,25 @@ def hisb(pg_admin_dsn):
     through the gate as run-1 and its staging built by dbt."""
     reset_platform_databases(pg_admin_dsn)
     lg = logins()
+    # Hospital A too (same seed, scale and days): its registry is where the referrals come from
+    his_owner = connect(lg.his_owner)
+    his.generate(his_owner, his.SimConfig(seed=CONFIG.seed, scale=CONFIG.scale, history_days=20))
+    his_owner.close()
+    assert all(isinstance(r, GateResult) for r in ingest_source(lg, "his", "run-1").values())
     owner = connect(lg.hisb_owner)
     hospital_b.generate(owner, CONFIG)
     _insert_outsider_rows(owner)
     outcome = ingest_source(lg, "hisb", "run-1")
     run_dbt("seed")
-    run_dbt("build", "--select", "path:models/staging/hisb", "std_institution", "std_source_system")
+    # staging, mapping and standard of every source (the standard unions them all)
+    run_dbt(
+        "build",
+        "--select",
+        "+path:models/standard",
+        "path:models/staging/hisb",
+        "--indirect-selection",
+        "cautious",
+    )
     yield lg, owner, outcome
     owner.close()
 
@@ -294,3 +307,100 @@ def test_hospital_b_takes_its_place_in_the_group(hisb):
     assert systems["hisb"] == hospital_b.INSTITUTION_ID == "H002"
     assert systems["his"] == hospital_b.HOSPITAL_A_INSTITUTION_ID
     assert set(institutions) >= {"H001", "H002"}
+
+
+def test_standard_rows_reconcile_with_staging_and_keep_their_origin(hisb):
+    """Every staged row of Hospital B reaches its standard entity once, keyed
+    H002:hisb:<record id>; the standard holds both hospitals' rows apart."""
+    lg, _, _ = hisb
+    wh = connect(lg.warehouse)
+    pairs = {
+        "std_person": "select count(*) from staging.stg_hisb__patients",
+        "std_practitioner": "select count(*) from staging.stg_hisb__doctors",
+        "std_organisation_unit": "select count(*) from staging.stg_hisb__departments",
+        "std_encounter": "select (select count(*) from staging.stg_hisb__outpatient_visits)"
+        " + (select count(*) from staging.stg_hisb__inpatient_stays)",
+        "std_diagnosis": "select count(*) from staging.stg_hisb__diagnoses",
+        "std_medication_product": "select count(*) from staging.stg_hisb__drugs",
+    }
+    for model, staged in pairs.items():
+        key = model.removeprefix("std_") + "_key"
+        ((count, keys, institutions, well_keyed),) = _rows(
+            wh,
+            f"select count(*), count(distinct {key}), count(distinct institution_id), "
+            f"count(*) filter (where {key} like 'H002:hisb:%%') "
+            f"from standard.{model} where source_system = 'hisb'",
+        )
+        assert count == keys == well_keyed == _rows(wh, staged)[0][0] > 0, model
+        assert institutions == 1, model
+    both = dict(_rows(wh, "select institution_id, count(*) from standard.std_person group by 1"))
+    assert set(both) == {"H001", "H002"}
+    # the clinical edition's codes map to the WHO code they extend; the local code stays beside
+    mapped = dict(
+        _rows(
+            wh,
+            "select local_diagnosis_code, icd10_code from standard.std_diagnosis "
+            "where source_system = 'hisb' group by 1, 2",
+        )
+    )
+    assert mapped["J18.900X001"] == mapped["J18.900"] == "J18.9"
+    assert mapped["I10.X00"] == mapped["I10.X00X002"] == "I10"
+    assert mapped["I25.103"] == "I25.1"
+    unknown = _rows(
+        wh,
+        "select distinct d.icd10_code from standard.std_diagnosis d "
+        "left join reference.icd10_codes c on c.icd10_code = d.icd10_code "
+        "where d.source_system = 'hisb' and c.icd10_code is null",
+    )
+    # drugs: the pharmacist's table maps some, the rest stay visibly unmapped
+    methods = dict(
+        _rows(
+            wh,
+            "select atc_mapping_method, count(*) from standard.std_medication_product "
+            "where source_system = 'hisb' group by 1",
+        )
+    )
+    wh.close()
+    assert {c for (c,) in unknown} <= {"O80.0", "H26.9"}  # not in the WHO list we seed
+    assert methods["manual"] == 9 and methods["unmapped"] == len(hospital_b.DRUGS) - 9
+
+
+def test_a_referral_carries_hospital_a_keys_unless_registered_differently(hisb):
+    """For each true cross-hospital pair, Hospital B's standard person carries the same keyed
+    card (and name) as Hospital A's registration, except where the simulator recorded that B's
+    desk typed it differently: what the patient index links on, and where it needs the score."""
+    lg, owner, _ = hisb
+    truth = _rows(owner, "select brid, his_patient_id from sim.cross_hospital_truth")
+    changed = {
+        (kind, int(r))
+        for kind, r in _rows(
+            owner,
+            "select kind, record_id from sim.defect_manifest where kind in "
+            "('missing_id_card', 'mistyped_id_card', 'name_variant')",
+        )
+    }
+    wh = connect(lg.warehouse)
+    keys = {
+        (inst, int(rid)): (card, name)
+        for inst, rid, card, name in _rows(
+            wh,
+            "select institution_id, source_record_id, person_id_card_key, name_key "
+            "from standard.std_person",
+        )
+    }
+    wh.close()
+    same_card = differing = 0
+    for brid, a_id in truth:
+        b_card, b_name = keys[("H002", brid)]
+        a_card, a_name = keys[("H001", a_id)]
+        if ("missing_id_card", brid) in changed:
+            assert b_card is None
+        elif ("mistyped_id_card", brid) in changed:
+            assert b_card is None  # an invalid number gives no card key
+            differing += 1
+        elif a_card is not None:  # Hospital A's own registration may carry its defect
+            assert b_card == a_card
+            same_card += 1
+        if ("name_variant", brid) not in changed:
+            assert b_name == a_name
+    assert same_card > 0 and differing + same_card < len(truth)

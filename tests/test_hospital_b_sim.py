@@ -232,7 +232,13 @@ def test_mapping_seeds_agree_with_the_source_codes():
     for row in mapped:
         assert catalogue[row["drug_code"]] == row["drug_name"]
         assert re.match(r"^[A-Z]\d{2}[A-Z]{2}\d{2}$", row["atc_code"])
-        assert float(row["ddds_per_unit"]) > 0
+        # the strength per dispensing unit is the specification's: '0.25g*24粒' = 6000 mg
+        spec = next(d[2] for d in hb.DRUGS if d[0] == row["drug_code"])
+        dose, _, count = spec.partition("*")
+        number, unit = re.match(r"^([\d.]+)(mg|g)$", dose).groups()
+        mg = float(number) * (1000 if unit == "g" else 1)
+        packs = int(re.match(r"\d+", count).group()) if count else 1
+        assert float(row["strength_mg_per_unit"]) == pytest.approx(mg * packs), row["drug_code"]
     assert len(catalogue) - len(mapped) >= 5
     systems = {r["field"]: r for r in _seed("hisb_code_systems")}
     assert systems["diagnosis"]["code_system_version"] == "2.0"
