@@ -77,6 +77,7 @@ def _gate(lg: Logins, wh, source: str, spec, batch_id: int) -> GateResult:
         source=source,
         table=spec.name,
         primary_key=list(spec.primary_key),
+        watermark=spec.watermark,
     )
 
 

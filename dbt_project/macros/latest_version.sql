@@ -2,9 +2,15 @@
     arrives again with a newer updated_at; the batch id breaks ties between re-sent copies.
     `distinct on` rather than a row_number() filter: the planner estimates its output as the
     number of keys, where a window filter is estimated at a handful of rows and invites nested
-    loops that re-run the whole staging view for every row downstream. -#}
-{% macro latest_version(relation, key_column) -%}
-    select distinct on (candidate.{{ key_column }}) candidate.*
+    loops that re-run the whole staging view for every row downstream.
+    `key_column`: a column or a list of them (a composite key, as in the manifest);
+    `version_column`: the table's watermark (updated_at unless the manifest names another). -#}
+{% macro latest_version(relation, key_column, version_column='updated_at') -%}
+    {%- set keys = [] -%}
+    {%- for column in ([key_column] if key_column is string else key_column) -%}
+        {%- set _ = keys.append('candidate.' ~ column) -%}
+    {%- endfor -%}
+    select distinct on ({{ keys | join(', ') }}) candidate.*
     from {{ relation }} as candidate
-    order by candidate.{{ key_column }} asc, candidate.updated_at desc, candidate._batch_id desc
+    order by {{ keys | join(' asc, ') }} asc, candidate.{{ version_column }} desc, candidate._batch_id desc
 {%- endmacro %}

@@ -125,6 +125,64 @@ def cmd_security(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_source_new(args: argparse.Namespace) -> int:
+    """Scaffold a database source from its live catalogue (hdp.ingest.scaffold)."""
+    from hdp.config import REPO_ROOT
+    from hdp.ingest.catalogue import CatalogueError, plan_table, read_catalogue
+    from hdp.ingest.scaffold import (
+        SOURCE_NAME,
+        Scaffold,
+        ScaffoldExists,
+        describe,
+        scaffold_files,
+        stale_files,
+        write_files,
+    )
+    from hdp.warehouse.database import source_dialect, source_login
+
+    if not SOURCE_NAME.match(args.name):
+        print(f"error: source name {args.name!r}: lower case letters, digits, _", file=sys.stderr)
+        return 2
+    login = source_login(args.from_connection)
+    if login is None:
+        print(
+            f"error: no connection {args.from_connection}: set AIRFLOW_CONN_"
+            f"{args.from_connection.upper()} or write $HDP_HOME/secrets/connections/"
+            f"{args.from_connection} (a read-only login of the source)",
+            file=sys.stderr,
+        )
+        return 2
+    only = [t.strip() for t in (args.tables or "").split(",") if t.strip()]
+    try:
+        tables = read_catalogue(login, source_dialect(args.from_connection), args.schema, only)
+    except CatalogueError as exc:
+        print(f"error: source {args.from_connection}: {exc}", file=sys.stderr)
+        return 2
+    scaffold = Scaffold(
+        args.name,
+        args.from_connection,
+        args.schema,
+        tuple(plan_table(t) for t in tables),
+        args.institution,
+    )
+    files = scaffold_files(scaffold, REPO_ROOT)
+    print("\n".join(describe(scaffold)))
+    if args.dry_run:
+        for path in sorted(files):
+            print(f"would write {path}{' (exists)' if (REPO_ROOT / path).exists() else ''}")
+        return 0
+    try:
+        written = write_files(files, REPO_ROOT, force=args.force)
+    except ScaffoldExists as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(f"wrote {p}" for p in written))
+    for path in stale_files(scaffold, files, REPO_ROOT):
+        print(f"not part of this scaffold: {path} (delete it if its table is gone)")
+    print("next: README 'Add a new source' (fill the TODOs, checks, mapping, then run)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hdp.runtime import airflow
 
@@ -157,6 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["rotate-pseudonym-key", "refresh-identity", "apply-roles", "where-secrets"],
     )
     security.set_defaults(func=cmd_security)
+
+    source = sub.add_parser("source", help="onboard a source: scaffold it from its catalogue")
+    source_sub = source.add_subparsers(dest="source_action", required=True)
+    new = source_sub.add_parser(
+        "new", help="write manifest, DAG, staging and mapping skeletons from a live catalogue"
+    )
+    new.add_argument("name", help="the source's name (raw_<name>, stg_<name>__*)")
+    new.add_argument("--from-connection", required=True, metavar="CONN_ID")
+    new.add_argument("--schema", default="public", help="schema in the source (public)")
+    new.add_argument("--tables", help="only these tables, comma-separated (default: all)")
+    new.add_argument("--institution", help="the institution id (std_institution) it belongs to")
+    new.add_argument("--dry-run", action="store_true", help="print the file list, write none")
+    new.add_argument("--force", action="store_true", help="overwrite existing files")
+    new.set_defaults(func=cmd_source_new)
 
     airflow.register(sub)
     return parser

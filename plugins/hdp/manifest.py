@@ -15,6 +15,9 @@ import yaml
 from hdp.config import REPO_ROOT
 
 MANIFEST_DIR = REPO_ROOT / "dags" / "sources"
+# what `python -m hdp source new` writes where the catalogue could not decide (a table without
+# a key, a change time that is not a timestamp): refused here, so a guess never runs
+TODO = "TODO"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         )
         for t in data["tables"]
     )
+    for spec in tables:
+        _refuse_todo(path, spec, kind)
     return SourceManifest(
         source=data["source"],
         description=data.get("description", ""),
@@ -84,6 +89,20 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         pattern=data.get("pattern", "*.csv") if kind == "files" else None,
         lookback_minutes=float(data.get("lookback_minutes", 60)),
     )
+
+
+def _refuse_todo(path: Path, spec: TableSpec, kind: str) -> None:
+    """A table whose key or watermark is missing or still the scaffold's TODO is refused."""
+    if not spec.primary_key or TODO in spec.primary_key:
+        raise ValueError(
+            f"{path.name}: table {spec.name}: primary_key is not set (a TODO of the scaffold): "
+            "name the columns that identify a row"
+        )
+    if kind == "database" and spec.watermark in ("", TODO):
+        raise ValueError(
+            f"{path.name}: table {spec.name}: watermark is not set (a TODO of the scaffold): "
+            "name a timestamp column the source updates on every change"
+        )
 
 
 def all_manifests(folder: Path = MANIFEST_DIR) -> list[SourceManifest]:

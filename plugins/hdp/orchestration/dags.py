@@ -97,6 +97,7 @@ def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
             source=manifest.source,
             table=loaded["table"],
             primary_key=list(manifest.table(loaded["table"]).primary_key),
+            watermark=manifest.table(loaded["table"]).watermark,
         )
     finally:
         wh.close()

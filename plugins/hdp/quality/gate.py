@@ -116,8 +116,11 @@ def _in_quarantine(primary_key: list[str] | tuple[str, ...], alias: str) -> sql.
     ).format(alias=sql.Identifier(alias), key=_key_sql(primary_key, alias=alias))
 
 
-def build_expectations(checks: list[Check], columns: list[str], primary_key: list[str]) -> list:
-    """GX expectations of the batch-level catalogue entries, each tagged with its check id."""
+def build_expectations(
+    checks: list[Check], columns: list[str], primary_key: list[str], watermark: str = "updated_at"
+) -> list:
+    """GX expectations of the batch-level catalogue entries, each tagged with its check id.
+    `watermark`: the table's watermark column in its manifest (the default checks' {watermark})."""
     import great_expectations as gx
 
     out = []
@@ -128,6 +131,8 @@ def build_expectations(checks: list[Check], columns: list[str], primary_key: lis
         kwargs = dict(check.kwargs)
         if kwargs.get("column_set") == "{columns}":
             kwargs["column_set"] = [*columns, *METADATA]
+        if kwargs.get("column") == "{watermark}":
+            kwargs["column"] = watermark
         targets = [kwargs]
         if kwargs.get("column") == "{primary_key}":
             if check.expectation == "ExpectColumnValuesToBeUnique" and len(primary_key) > 1:
@@ -418,10 +423,12 @@ def validate_batch(
     source: str,
     table: str,
     primary_key: list[str],
+    watermark: str = "updated_at",
 ) -> GateResult:
     """Validate raw_<source>.<table> rows of one batch against the checks catalogue: row-level
     checks quarantine or flag rows, batch-level checks (GX, volume) block or warn. Marks the
-    batch passed or rejected; raises QualityGateFailed when a blocking check fails."""
+    batch passed or rejected; raises QualityGateFailed when a blocking check fails.
+    `watermark`: the table's watermark in its manifest (checked not null by default)."""
     checks = for_table(load_catalogue(expectations_dir, source), table)
     catalogue = {c.id: c for c in checks}
     rows_read, raw_columns = _batch_facts(wh, batch_id, source, table)
@@ -444,7 +451,7 @@ def validate_batch(
         batch_id=batch_id,
         source=source,
         table=table,
-        expectations=build_expectations(checks, raw_columns, primary_key),
+        expectations=build_expectations(checks, raw_columns, primary_key, watermark),
         expected_rows=rows_read - quarantined,
     )
     results += [_describe(r, catalogue) for r in gx_results]

@@ -205,6 +205,16 @@ def source_login(conn_id: str, settings: Settings | None = None) -> Login | None
     return None
 
 
+def source_dialect(conn_id: str, settings: Settings | None = None) -> str:
+    """The SQL dialect of a source connection: its URL's scheme ('postgresql', 'mysql'...)."""
+    settings = settings or load_settings()
+    url = os.environ.get(connection_env_var(conn_id))
+    path = connections_dir(settings) / conn_id
+    if not url and path.exists():
+        url = path.read_text().strip()
+    return urlsplit(url or "").scheme.split("+", 1)[0] or "postgresql"
+
+
 def source_logins(settings: Settings | None = None) -> dict[str, Login]:
     """conn_id -> read-only login of every configured database source connection."""
     settings = settings or load_settings()
