@@ -259,6 +259,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_idcard": "unit",
     "test_layout": "unit",
     "test_standard_registry": "unit",
+    "test_standard_manifest": "integration",
     "test_standard_layer": "integration",
     "test_lint": "unit",
     "test_notify": "unit",

@@ -317,7 +317,7 @@ def test_staging_and_mart_end_to_end(platform, wh, drops):
         assert staged == distinct == cur.fetchone()[0] <= sum(published.values())
         # Chinese test names of the GBK file arrive intact
         cur.execute(
-            "select count(*) from staging.stg_lis__results s join reference.lis_test_codes c "
+            "select count(*) from staging.stg_lis__results s join mapping.lis_test_codes c "
             "using (test_code) where s.source_file_name = %s and s.test_name <> c.test_name_zh",
             (gbk.name,),
         )

@@ -176,16 +176,26 @@ def test_returns_stay_negative_and_net_out(built):
 
 def test_abc_shares_sum_to_one_and_classes_follow_thresholds(built):
     lg, _, _ = built
-    total, max_cum, a_over = _rows(
+    # classified within each institution and for the group ('ALL', by ATC code): the shares
+    # sum to one in each (with one institution, two classifications)
+    per_institution = _rows(
         lg,
-        "select sum(value_share), max(cumulative_share), "
+        "select institution_id, sum(value_share), max(cumulative_share), "
         "count(*) filter (where abc_class = 'A' and cumulative_share > 0.8) "
-        "from marts.mart_drug_abc_xyz",
-    )[0]
-    assert float(total) == pytest.approx(1.0, abs=1e-4)
-    assert float(max_cum) == pytest.approx(1.0, abs=1e-6)
-    assert a_over == 0
-    classes = dict(_rows(lg, "select abc_class, count(*) from marts.mart_drug_abc_xyz group by 1"))
+        "from marts.mart_drug_abc_xyz group by institution_id",
+    )
+    assert {row[0] for row in per_institution} == {"H001", "ALL"}
+    for _, total, max_cum, a_over in per_institution:
+        assert float(total) == pytest.approx(1.0, abs=1e-4)
+        assert float(max_cum) == pytest.approx(1.0, abs=1e-6)
+        assert a_over == 0
+    classes = dict(
+        _rows(
+            lg,
+            "select abc_class, count(*) from marts.mart_drug_abc_xyz "
+            "where institution_id = 'H001' group by 1",
+        )
+    )
     assert set(classes) == {"A", "B", "C"}
     # Pareto: the A drugs are a minority of the drugs
     assert classes["A"] < classes["C"]

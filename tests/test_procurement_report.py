@@ -34,7 +34,7 @@ create table marts.mart_drug_consumption_monthly (month date, medication_key tex
     ddd numeric, spend numeric, lines int);
 create table marts.mart_drug_abc_xyz (medication_key text, annual_value numeric,
     value_share numeric, cumulative_share numeric, abc_class text, mean_monthly_quantity numeric,
-    cv numeric, xyz_class text);
+    cv numeric, xyz_class text, institution_id text default 'H001');
 create table marts.mart_reorder_point (medication_key text, avg_daily_demand numeric,
     sd_daily_demand numeric, lead_time_days int, safety_stock numeric, reorder_point numeric,
     on_hand numeric, on_order numeric, suggested_order_qty numeric, expiring_30d_qty numeric,
@@ -43,10 +43,10 @@ create table marts.mart_antibiotic_use_monthly (month date, department_key text,
     inpatient_ddd_j01 numeric, patient_days numeric, ddd_per_100_patient_days numeric,
     target_ddd_per_100_patient_days numeric, outpatient_prescriptions int,
     outpatient_with_antibiotic int, outpatient_antibiotic_share numeric,
-    target_outpatient_share numeric);
+    target_outpatient_share numeric, institution_id text default 'H001');
 create table marts.mart_drug_share_monthly (month date, department_key text, drug_spend numeric,
     essential_drug_spend numeric, essential_drug_share numeric, total_revenue numeric,
-    drug_cost_share numeric);
+    drug_cost_share numeric, institution_id text default 'H001');
 """
 
 

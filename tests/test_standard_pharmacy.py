@@ -22,10 +22,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from psycopg2 import errors
 
 from hdp.config import REPO_ROOT
 from hdp.runtime.dbt import run_dbt
-from hdp.runtime.env import platform_env
+from hdp.security.roles import TRANSFORMER
 from hdp.warehouse.database import connect
 
 REUSED_CODE = "X0001"
@@ -171,7 +172,6 @@ def _project_with_retail(tmp_path: Path) -> Path:
 
 def _load_sales(lg) -> None:
     """The export, landed as text the way a file drop lands (the transformer may read it)."""
-    transformer = platform_env()["HDP_WAREHOUSE_USER"]
     admin = connect(replace(lg.admin, dbname=lg.warehouse.dbname))
     with admin, admin.cursor() as cur:
         cur.execute("create schema raw_retail")
@@ -185,8 +185,9 @@ def _load_sales(lg) -> None:
             "insert into raw_retail.sales values (%s, %s, %s, %s, (%s::date + %s)::text)",
             [(*row[:4], first_day, row[4]) for row in SALES],
         )
-        cur.execute(f'grant usage on schema raw_retail to "{transformer}"')
-        cur.execute(f'grant select on raw_retail.sales to "{transformer}"')
+        # as roles.py grants raw_<source>: to the transformer group, which owns the views
+        cur.execute(f"grant usage on schema raw_retail to {TRANSFORMER}")
+        cur.execute(f"grant select on raw_retail.sales to {TRANSFORMER}")
     admin.close()
 
 
@@ -310,3 +311,168 @@ def test_rerunning_the_build_changes_nothing(retail):
     )
     assert after == before
     assert _rows(lg, "select count(*), sum(amount) from marts.fct_dispensing")[0] == facts_before
+
+
+def test_group_totals_are_the_sum_of_the_institutions(retail):
+    lg, _, _ = retail
+    # consumption: per month and ATC code, the group row = the institutions' rows
+    diff = _rows(
+        lg,
+        "with inst as (select month, 'ALL:' || coalesce(atc_code, 'unmapped') as k, "
+        "sum(quantity) q, sum(spend) s, sum(lines) n from marts.mart_drug_consumption_monthly "
+        "where institution_id <> 'ALL' group by 1, 2), "
+        "grp as (select month, medication_key as k, quantity q, spend s, lines n "
+        "from marts.mart_drug_consumption_monthly where institution_id = 'ALL') "
+        "select count(*) from inst full join grp using (month, k) "
+        "where inst.q is distinct from grp.q or inst.s is distinct from grp.s "
+        "or inst.n is distinct from grp.n",
+    )[0][0]
+    assert diff == 0
+    institutions = _rows(
+        lg,
+        "select array_agg(distinct institution_id order by institution_id) "
+        "from marts.mart_drug_consumption_monthly",
+    )[0][0]
+    assert institutions == ["ALL", "H001", "H002"]
+    # the retail products are unmapped: their spend is in the group's 'ALL:unmapped' rows
+    unmapped = _rows(
+        lg,
+        "select sum(spend) from marts.mart_drug_consumption_monthly "
+        "where institution_id = 'ALL' and medication_key = 'ALL:unmapped'",
+    )[0][0]
+    assert unmapped >= TOTAL_SPEND
+    # ABC: classified within each institution (shares sum to 1 per institution and the group)
+    shares = dict(
+        _rows(
+            lg,
+            "select institution_id, round(sum(value_share), 3) from marts.mart_drug_abc_xyz "
+            "group by 1",
+        )
+    )
+    assert set(shares) == {"ALL", "H001", "H002"}
+    assert all(abs(float(v) - 1) < 0.002 for v in shares.values())
+
+
+@pytest.mark.parametrize(
+    ("table", "source_id", "entity", "fact"),
+    [
+        ("prescription_lines", "line_id", "std_medication_order_line", "fct_prescription_line"),
+        ("dispensing", "dispense_id", "std_dispensing", "fct_dispensing"),
+        ("purchase_orders", "po_id", "std_purchase", "fct_purchase"),
+        ("stock_batches", "snapshot_id", "std_stock", "fct_stock_snapshot"),
+    ],
+)
+def test_hospital_a_reconciles_source_standard_and_fact(retail, table, source_id, entity, fact):
+    """Per institution: the source's records less the quarantined ones (less re-sent copies,
+    collapsed into their original) are the standard's rows and the fact's, key for key."""
+    lg, _, _ = retail
+    owner = connect(lg.pharmacy_owner)
+    with owner.cursor() as cur:
+        cur.execute(f"select {source_id}::text from pharmacy.{table}")
+        source = {k for (k,) in cur.fetchall()}
+    owner.close()
+    held = {
+        k
+        for (k,) in _rows(
+            lg,
+            "select record_key from audit.row_issue where table_name = %s "
+            "and action = 'quarantine' and released_at is null",
+            (table,),
+        )
+    }
+    standard = {
+        k
+        for (k,) in _rows(
+            lg,
+            f"select source_record_id from standard.{entity} "
+            "where institution_id = 'H001' and source_system = 'pharmacy'",
+        )
+    }
+    facts = _rows(
+        lg,
+        f"select {source_id}, institution_id || ':' || source_system || ':' || {source_id} "
+        f"from marts.{fact} where institution_id = 'H001'",
+    )
+    copies = set()
+    if table == "dispensing":
+        copies = {str(k) for k in _dispensing_copies(lg)}
+    assert standard == source - held - copies
+    assert {f[0] for f in facts} == standard
+    # the fact's key is the standard's: institution, source and the source's id
+    assert all(key == f"H001:pharmacy:{sid}" for sid, key in facts)
+
+
+def _dispensing_copies(lg) -> set[int]:
+    owner = connect(lg.pharmacy_owner)
+    with owner.cursor() as cur:
+        cur.execute("select record_id from sim.defect_manifest where kind = 'duplicate_dispensing'")
+        copies = {int(k) for (k,) in cur.fetchall()}
+    owner.close()
+    return copies
+
+
+@pytest.mark.parametrize("service", ["loader", "quality_reader"])
+@pytest.mark.parametrize(
+    "relation",
+    [
+        "standard.std_medication_order_line",
+        "standard.std_lab_observation",
+        "standard.std_dispensing",
+        "mapping.map_pharmacy__medication_order_line",
+        "mapping.lis_test_codes",
+    ],
+)
+def test_a_service_login_cannot_read_the_standard(retail, service, relation):
+    """The standard's person keys name HIS patients: the extract/gate login and the quality
+    page's login (stolen or misused) read none of it; only the transformer does."""
+    lg, _, _ = retail
+    conn = connect(getattr(lg, service))
+    try:
+        with pytest.raises(errors.InsufficientPrivilege), conn.cursor() as cur:
+            cur.execute(f"select count(*) from {relation}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("mart", "measures", "institutions"),
+    [
+        (
+            "mart_drug_share_monthly",
+            ("drug_spend", "essential_drug_spend", "total_revenue"),
+            {"ALL", "H001", "H002"},
+        ),
+        # the retail export has no inpatients and no prescriptions: Hospital B has no row here
+        (
+            "mart_antibiotic_use_monthly",
+            ("inpatient_ddd_j01", "patient_days", "outpatient_prescriptions"),
+            {"ALL", "H001"},
+        ),
+    ],
+)
+def test_indicator_group_rows_are_the_sum_of_the_hospitals(retail, mart, measures, institutions):
+    lg, _, _ = retail
+    sums = ", ".join(f"sum({m}) as {m}" for m in measures)
+    differs = " or ".join(f"h.{m} is distinct from g.{m}" for m in measures)
+    rows = _rows(
+        lg,
+        f"with h as (select month, {sums} from marts.{mart} where institution_id <> 'ALL' "
+        f"and department_key = 'ALL' group by month), "
+        f"g as (select * from marts.{mart} where institution_id = 'ALL') "
+        f"select count(*), count(*) filter (where {differs}) "
+        f"from h full join g using (month)",
+    )[0]
+    assert rows[0] > 0 and rows[1] == 0
+    # each hospital's 'ALL' row is the sum of its departments
+    per_department = _rows(
+        lg,
+        f"with d as (select month, institution_id, {sums} from marts.{mart} "
+        f"where institution_id <> 'ALL' and department_key <> 'ALL' group by 1, 2), "
+        f"h as (select * from marts.{mart} where institution_id <> 'ALL' "
+        f"and department_key = 'ALL') "
+        f"select count(*) filter (where {differs.replace('g.', 'd.')}) "
+        f"from h full join d using (month, institution_id)",
+    )[0][0]
+    assert per_department == 0
+    present = {r[0] for r in _rows(lg, f"select distinct institution_id from marts.{mart}")}
+    assert present == institutions

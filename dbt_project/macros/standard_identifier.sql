@@ -25,18 +25,19 @@ cast(null as text)
     Two different values a, b are one edit apart exactly when key(a) is among b's deletions (or
     b's among a's: one character more) or their positions share a key (one character
     substituted at the same place). `kind` is the matching key's (macros/generalise.sql), so a
-    deletion compares with the other side's matching_key. -#}
+    deletion compares with the other side's matching_key. The keys are one text, separated by
+    spaces (hex HMACs hold none): a plain column every tool and fixture handles. -#}
 {% macro standard_identifier_neighbours(source, column, value, kind, positional) -%}
 {%- if source_has_personal_data(source) -%}
-array(
+array_to_string(array(
     select hdp_private.pseudonym(
         {% if positional %}'mpi_{{ kind }}_at:' || position_::text || ':'{% else %}'mpi_{{ kind }}:'{% endif %}
         || substr({{ value }}, 1, position_ - 1) || substr({{ value }}, position_ + 1)
     )
     from generate_series(1, length({{ value }})) as position_
-)
+), ' ')
 {%- else -%}
-cast(null as text [])
+cast(null as text)
 {%- endif %} as {{ column }} /* standard_identifier */
 {%- endmacro %}
 
@@ -47,4 +48,17 @@ cast(null as text [])
 {{ return(true) }}
 {%- endif -%}
 {{ return(source in fromjson(raw)) }}
+{%- endmacro %}
+
+
+{#- Two registrations' keyed values (`<field>_key`, `<field>_deletion_keys`,
+    `<field>_position_keys` of int_mpi__registrations) are one character apart (see
+    standard_identifier_neighbours); decided on keys only. -#}
+{% macro one_edit_apart(a, b, field) -%}
+(
+    {{ a }}.{{ field }}_key = any(string_to_array({{ b }}.{{ field }}_deletion_keys, ' '))
+    or {{ b }}.{{ field }}_key = any(string_to_array({{ a }}.{{ field }}_deletion_keys, ' '))
+    or string_to_array({{ a }}.{{ field }}_position_keys, ' ')
+    && string_to_array({{ b }}.{{ field }}_position_keys, ' ')
+)
 {%- endmacro %}

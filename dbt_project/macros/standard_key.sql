@@ -8,3 +8,21 @@ case
         then {{ source_system }}.institution_id || ':' || {{ source_system }}.source_system || ':' || ({{ record_id }})
 end
 {%- endmacro %}
+
+
+{#- The source's own integer id back from a HIS encounter's record id ('OP|123' -> 123) or,
+    with key=true, from its standard key ('H001:his:OP|123' -> 123). -#}
+{% macro standard_record_id(column, key=false) -%}
+{%- if key -%}
+split_part(split_part({{ column }}, ':', 3), '|', 2)::bigint
+{%- else -%}
+split_part({{ column }}, '|', 2)::bigint
+{%- endif -%}
+{%- endmacro %}
+
+
+{#- The source_record_id part of a standard key ('H001:his:D0101' -> 'D0101'): institution
+    codes and source names hold no ':'. -#}
+{% macro standard_record_id_text(column) -%}
+substr({{ column }}, length(split_part({{ column }}, ':', 1)) + length(split_part({{ column }}, ':', 2)) + 3)
+{%- endmacro %}

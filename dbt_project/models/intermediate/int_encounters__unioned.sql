@@ -1,72 +1,40 @@
--- Outpatient visits (duplicates collapsed) and inpatient admissions in one typed shape:
--- one row per encounter_key ('OP-<visit_id>' / 'IP-<admission_id>').
+-- Outpatient and emergency visits (re-sent copies collapsed) and inpatient stays of the HIS, from
+-- the standard (std_encounter): one row per encounter_key ('OP-<visit_id>' / 'IP-<admission_id>',
+-- the star's key, which the pharmacy and lab facts also build), with the standard's own key
+-- and institution beside it.
 with
 
-visits as (
-    select * from {{ ref('stg_his__outpatient_visits') }}
+encounters as (
+    select * from {{ ref('std_encounter') }}
+    where source_system = 'his'
 ),
 
-visit_resolution as (
-    select * from {{ ref('int_his__outpatient_visits_resolved') }}
-),
-
-admissions as (
-    select * from {{ ref('stg_his__inpatient_admissions') }}
-),
-
-outpatient as (
+final as (
     select
-        'OP-' || visits.visit_id::text as encounter_key,
-        'OP' as encounter_type,
-        visits.visit_id as source_encounter_id,
-        visits.patient_id,
-        visits.doctor_id,
-        visits.dept_code,
-        visits.visit_type,
-        visits.visit_at as started_at,
-        null::timestamp as ended_at,
-        visits.fee as amount,
-        visits.is_fee_negative as is_amount_negative,
-        false as is_discharge_before_admission,
-        visits.status,
-        visit_resolution.duplicate_group_size - 1 as duplicates_collapsed,
-        visits.data_source,
-        visits._extracted_at
-    from visits
-    inner join visit_resolution
-        on
-            visits.visit_id = visit_resolution.visit_id
-            and not visit_resolution.is_duplicate
-),
-
-inpatient as (
-    select
-        'IP-' || admission_id::text as encounter_key,
-        'IP' as encounter_type,
-        admission_id as source_encounter_id,
-        patient_id,
-        doctor_id,
-        dept_code,
-        null::text as visit_type,
-        admitted_at as started_at,
-        discharged_at as ended_at,
-        total_cost as amount,
-        is_total_cost_negative as is_amount_negative,
+        local_encounter_type || '-' || {{ standard_record_id('source_record_id') }}::text
+            as encounter_key,
+        encounter_key as standard_encounter_key,
+        institution_id,
+        local_encounter_type as encounter_type,
+        encounter_class,
+        {{ standard_record_id('source_record_id') }} as source_encounter_id,
+        person_key,
+        -- the HIS's own ids, as the patient index and the dimensions are keyed
+        split_part(person_key, ':', 3)::bigint as patient_id,
+        split_part(practitioner_key, ':', 3)::bigint as doctor_id,
+        local_unit_code as dept_code,
+        local_visit_type as visit_type,
+        started_at,
+        ended_at,
+        amount,
+        is_amount_negative,
         is_discharge_before_admission,
-        case
-            when discharged_at is null then 'in_hospital'
-            else coalesce(discharge_status, 'discharged')
-        end as status,
-        0 as duplicates_collapsed,
+        status,
+        duplicate_group_size - 1 as duplicates_collapsed,
         data_source,
-        _extracted_at
-    from admissions
-),
-
-unioned as (
-    select * from outpatient
-    union all
-    select * from inpatient
+        extracted_at as _extracted_at
+    from encounters
+    where not is_duplicate
 )
 
-select * from unioned
+select * from final

@@ -16,21 +16,23 @@ registrations as (
     select * from {{ ref('int_mpi__registrations') }}
 ),
 
--- the card number itself is read from staging's view (the index stores only its HMAC), so a
--- rotated pseudonym key changes every patient_key when this model is rebuilt
-patients as (
-    select * from {{ ref('stg_his__patients') }}
+-- the canonical card's pseudonym is the standard's (std_person.person_id_card_key, the keyed
+-- HMAC of 'id_card:<number>'), so a rotated pseudonym key changes every patient_key when the
+-- standard's view and this model are rebuilt
+persons as (
+    select * from {{ ref('std_person') }}
+    where source_system = 'his'
 ),
 
 cluster_members as (
     select
         clusters.cluster_id,
         min(registrations.id_card_key) filter (where registrations.is_id_card_valid) as id_card_key,
-        min(patients.id_card_no) filter (where registrations.is_id_card_valid) as id_card_no,
+        min(persons.person_id_card_key) filter (where registrations.is_id_card_valid) as person_id_card_key,
         min(clusters.patient_id) as first_patient_id
     from clusters
     inner join registrations on clusters.patient_id = registrations.patient_id
-    left join patients on clusters.patient_id = patients.patient_id
+    left join persons on registrations.person_key = persons.person_key
     group by clusters.cluster_id
 ),
 
@@ -44,26 +46,21 @@ canonical as (
             when
                 id_card_key is not null
                 and row_number() over (partition by id_card_key order by first_patient_id) = 1
-                then 'id_card:' || id_card_no
-            else 'his_patient_id:' || first_patient_id::text
-        end as person_identifier
+                then person_id_card_key
+            else hdp_private.pseudonym('his_patient_id:' || first_patient_id::text)
+        end as patient_key
     from cluster_members
-),
-
-keyed as (
-    select
-        cluster_id,
-        hdp_private.pseudonym(person_identifier) as patient_key
-    from canonical
 ),
 
 final as (
     select
         clusters.patient_id,
-        keyed.patient_key,
+        registrations.person_key,
+        canonical.patient_key,
         clusters.person_match_basis
     from clusters
-    inner join keyed on clusters.cluster_id = keyed.cluster_id
+    inner join registrations on clusters.patient_id = registrations.patient_id
+    inner join canonical on clusters.cluster_id = canonical.cluster_id
 )
 
 select * from final

@@ -1,66 +1,35 @@
--- One row per HIS registration with the attributes the master patient index compares. No
--- clear identifier is stored: name, card number, the card's first 17 characters and phone are
--- kept as keyed HMACs (macros/generalise.sql: matching_key; the pseudonym key, which the
--- transformer cannot read), so blocking and equality work on the keys alone (the patient_key
--- itself is computed by int_his__patient_key_map from staging's view). The two
--- comparisons that need the values (one character apart) read staging's view in
--- int_mpi__scored_pairs and store only the level. Sex and birth date stay: the marts
--- generalise them. The phone is read from the published raw rows because staging passes no
--- phone on; the same published/latest-version rule applies.
+-- One row per HIS registration with the attributes the master patient index compares, from the
+-- standard (std_person). No clear identifier is here, nor anywhere in the standard: name, card
+-- number, the card's first 17 characters and phone are keyed HMACs (map_<source>__person
+-- passes them through macros/standard_identifier.sql; the pseudonym key is one the
+-- transformer cannot read), so blocking and equality work on the keys alone, and "one
+-- character apart" on the one-character neighbourhoods (the *_deletion_keys and
+-- *_position_keys arrays). Sex and birth date stay: the marts generalise them.
+-- The index links the HIS's registrations (patient_id); persons of other sources join it
+-- when it is keyed by person_key (docs/standard-model.md).
 with
 
-patients as (
-    select * from {{ ref('stg_his__patients') }}
-),
-
-raw_patients as (
-    {{ published_rows('raw_his', 'patients', 'patient_id') }}
-),
-
-latest_raw as (
-    {{ latest_version('raw_patients', 'patient_id') }}
-),
-
-phones as (
-    select
-        patient_id,
-        -- digits only (half-width first), and a +86 / 0086 country prefix dropped
-        regexp_replace(
-            regexp_replace({{ to_halfwidth('phone') }}, '[^0-9]', '', 'g'),
-            '^(0086|86)(1[0-9]{10})$',
-            '\2'
-        ) as phone_digits
-    from latest_raw
-),
-
-comparable as (
-    select
-        patients.patient_id,
-        {{ mpi_match_name('patients.patient_name') }} as match_name,
-        nullif(patients.sex, 'U') as sex,
-        patients.birth_date,
-        patients.id_card_no,
-        coalesce(patients.is_id_card_valid, false) as is_id_card_valid,
-        -- an 18-character number without its check character: blocks a mistyped check digit
-        case
-            when length(patients.id_card_no) = 18 then left(patients.id_card_no, 17)
-        end as id_card_stem,
-        nullif(phones.phone_digits, '') as phone
-    from patients
-    left join phones on patients.patient_id = phones.patient_id
+persons as (
+    select * from {{ ref('std_person') }}
+    where source_system = 'his'
 ),
 
 final as (
     select
-        patient_id,
-        {{ matching_key('name', 'match_name') }} as name_key,
-        sex,
+        source_record_id::int as patient_id,
+        person_key,
+        name_key,
+        nullif(sex, 'U') as sex,
         birth_date,
-        {{ matching_key('id_card', 'id_card_no') }} as id_card_key,
+        id_card_key,
+        id_card_stem_key,
         is_id_card_valid,
-        {{ matching_key('id_card_stem', 'id_card_stem') }} as id_card_stem_key,
-        {{ matching_key('phone', 'phone') }} as phone_key
-    from comparable
+        phone_key,
+        name_deletion_keys,
+        name_position_keys,
+        id_card_deletion_keys,
+        id_card_position_keys
+    from persons
 )
 
 select * from final

@@ -9,9 +9,10 @@
 -- same_valid (the deterministic rule), both_valid_different (never linked), near (equal or one
 -- character apart while at least one side is invalid) or different; 'missing' when either side
 -- has no value. Weights and thresholds: vars mpi_* in dbt_project.yml.
--- Equality is decided on the keyed HMACs of int_mpi__registrations; only "one character
--- apart" needs the values: name and card number are read from staging's view for the
--- candidate pairs whose keys differ, compared, and only the level is stored.
+-- Equality is decided on the keyed HMACs of int_mpi__registrations, and so is "one character
+-- apart": a's key among b's one-character deletions (or b's among a's), or a shared
+-- (position, deletion) key (one character substituted), macros/standard_identifier.sql. No
+-- clear value is read.
 {%- set probabilities = var('mpi_comparison_levels') %}
 {#- the levels that carry a weight; the rest (missing, same_valid, both_valid_different) add 0 -#}
 {%- set weighted_levels = {
@@ -33,14 +34,6 @@ registrations as (
     select * from {{ ref('int_mpi__registrations') }}
 ),
 
-clear_values as (
-    select
-        patient_id,
-        {{ mpi_match_name('patient_name') }} as match_name,
-        id_card_no
-    from {{ ref('stg_his__patients') }}
-),
-
 compared as (
     select
         candidate_pairs.patient_id_a,
@@ -49,7 +42,7 @@ compared as (
         case
             when reg_a.name_key is null or reg_b.name_key is null then 'missing'
             when reg_a.name_key = reg_b.name_key then 'exact'
-            when levenshtein_less_equal(clear_a.match_name, clear_b.match_name, 1) = 1 then 'one_edit'
+            when {{ one_edit_apart('reg_a', 'reg_b', 'name') }} then 'one_edit'
             else 'different'
         end as name_level,
         case
@@ -76,14 +69,12 @@ compared as (
                         else 'both_valid_different'
                     end
             when reg_a.id_card_key = reg_b.id_card_key then 'near'
-            when levenshtein_less_equal(clear_a.id_card_no, clear_b.id_card_no, 1) <= 1 then 'near'
+            when {{ one_edit_apart('reg_a', 'reg_b', 'id_card') }} then 'near'
             else 'different'
         end as id_card_level
     from candidate_pairs
     inner join registrations as reg_a on candidate_pairs.patient_id_a = reg_a.patient_id
     inner join registrations as reg_b on candidate_pairs.patient_id_b = reg_b.patient_id
-    left join clear_values as clear_a on candidate_pairs.patient_id_a = clear_a.patient_id
-    left join clear_values as clear_b on candidate_pairs.patient_id_b = clear_b.patient_id
 ),
 
 weighted as (

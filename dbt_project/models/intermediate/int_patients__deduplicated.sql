@@ -1,11 +1,11 @@
 -- One row per person (patient_key), merged from their HIS registrations.
 -- Demographics survive from the most recently updated registration that has a usable value;
 -- a valid identity card fills what no registration has (its digits encode sex and birth date).
--- No direct identifier leaves this model.
+-- No direct identifier reaches this model (std_person holds keyed HMACs only).
 with
 
-patients as (
-    select * from {{ ref('stg_his__patients') }}
+persons as (
+    select * from {{ ref('std_person') }}
 ),
 
 key_map as (
@@ -15,27 +15,19 @@ key_map as (
 registrations as (
     select
         key_map.patient_key,
-        patients.patient_id,
-        patients.sex,
-        patients.birth_date,
-        patients.is_id_card_valid,
-        patients.registered_at,
-        patients.updated_at,
-        patients.data_source,
-        case
-            when patients.is_id_card_valid then left(patients.id_card_no, 2)
-        end as birth_region_code,
-        case
-            when not patients.is_id_card_valid then null
-            when substr(patients.id_card_no, 17, 1)::int % 2 = 1 then 'M'
-            else 'F'
-        end as id_card_sex,
-        case
-            when patients.is_id_card_valid
-                then {{ parse_cn_date('substr(patients.id_card_no, 7, 8)') }}
-        end as id_card_birth_date
-    from patients
-    inner join key_map on patients.patient_id = key_map.patient_id
+        key_map.patient_id,
+        persons.sex,
+        persons.birth_date,
+        persons.is_id_card_valid,
+        persons.registered_at,
+        persons.updated_at,
+        persons.data_source,
+        -- what a valid card encodes, read by the mapping where the card is in clear
+        persons.id_card_region_code as birth_region_code,
+        persons.id_card_sex,
+        persons.id_card_birth_date
+    from persons
+    inner join key_map on persons.person_key = key_map.person_key
 ),
 
 merged as (

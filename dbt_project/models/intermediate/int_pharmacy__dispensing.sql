@@ -21,7 +21,9 @@ lines as (
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select local_unit_code as dept_code
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 priced as (

@@ -27,11 +27,15 @@ key_map as (
 ),
 
 doctors as (
-    select * from {{ ref('stg_his__doctors') }}
+    select source_record_id::int as doctor_id
+    from {{ ref('std_practitioner') }}
+    where source_system = 'his'
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select local_unit_code as dept_code
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 keyed as (
@@ -93,7 +97,8 @@ final as (
         keyed.data_source
     from keyed
     left join products on keyed.medication_product_key = products.medication_product_key
-    left join key_map on keyed.patient_id = key_map.patient_id::text
+    -- the key map is the HIS's (one institution today): the person key's last part is its id
+    left join key_map on split_part(keyed.person_key, ':', 3) = key_map.patient_id::text
     left join doctors on keyed.doctor_id = doctors.doctor_id::text
     left join departments on keyed.local_department_code = departments.dept_code
     left join encounters on keyed.encounter_key = encounters.encounter_key

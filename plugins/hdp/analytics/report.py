@@ -27,9 +27,12 @@ QUERIES = {
     "consumption": """
         select month, medication_key, atc_level1, department_key, quantity, spend
         from marts.mart_drug_consumption_monthly""",
+    # the institutions' products; the group's rows (institution_id 'ALL', by ATC code) are for
+    # a group report, not yet written
     "abc_xyz": """
         select medication_key, annual_value, abc_class, xyz_class
-        from marts.mart_drug_abc_xyz""",
+        from marts.mart_drug_abc_xyz
+        where institution_id <> 'ALL'""",
     "reorder": """
         select r.medication_key, m.generic_name, r.on_hand, r.on_order, r.reorder_point,
                r.suggested_order_qty, r.expiring_30d_qty
@@ -42,10 +45,12 @@ QUERIES = {
                ddd_per_100_patient_days, target_ddd_per_100_patient_days,
                outpatient_prescriptions, outpatient_with_antibiotic,
                outpatient_antibiotic_share, target_outpatient_share
-        from marts.mart_antibiotic_use_monthly""",
+        from marts.mart_antibiotic_use_monthly
+        where institution_id <> 'ALL'""",
     "shares": """
         select month, department_key, drug_spend, essential_drug_spend, total_revenue
-        from marts.mart_drug_share_monthly""",
+        from marts.mart_drug_share_monthly
+        where institution_id <> 'ALL'""",
     "medication": "select medication_key, generic_name from marts.dim_medication",
     "forecast": """
         select medication_key, month, forecast_quantity, lower, upper, method, generated_at

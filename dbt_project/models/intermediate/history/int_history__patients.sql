@@ -9,7 +9,11 @@
 with
 
 registration_versions as (
-    select * from {{ ref('stg_his__patient_versions') }}
+    select
+        person_key,
+        residence_district,
+        updated_at
+    from {{ ref('std_person_version') }}
 ),
 
 key_map as (
@@ -19,12 +23,12 @@ key_map as (
 generalised_versions as (
     select
         key_map.patient_key,
-        registration_versions.patient_id,
+        key_map.patient_id,
         {{ province_of('registration_versions.residence_district') }} as residence_province,
         {{ month_start('registration_versions.updated_at') }}::timestamp as month_start,
         registration_versions.updated_at
     from registration_versions
-    inner join key_map on registration_versions.patient_id = key_map.patient_id
+    inner join key_map on registration_versions.person_key = key_map.person_key
 ),
 
 person_versions as (

@@ -63,8 +63,9 @@ final as (
         case
             when comparable.is_id_card_valid then left(comparable.id_card_no, 2)
         end as id_card_region_code,
+        -- an unknown validity (no card) encodes nothing, as an invalid card
         case
-            when not comparable.is_id_card_valid then null
+            when not coalesce(comparable.is_id_card_valid, false) then null
             when substr(comparable.id_card_no, 17, 1)::int % 2 = 1 then 'M'
             else 'F'
         end as id_card_sex,

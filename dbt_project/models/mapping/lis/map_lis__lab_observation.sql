@@ -23,7 +23,8 @@ final as (
         source_system.institution_id || ':' || source_system.source_system || ':' || results.result_id::text
             as lab_observation_key,
         results.order_id,
-        results.patient_id::text as patient_id,
+        -- the LIS's patient ids are the HIS's of the same hospital (source 'his')
+        source_system.institution_id || ':his:' || results.patient_id::text as person_key,
         results.encounter_type,
         results.visit_id::text as visit_id,
         results.admission_id::text as admission_id,

@@ -28,7 +28,8 @@ final as (
         prescriptions.encounter_type,
         prescriptions.visit_id::text as visit_id,
         prescriptions.admission_id::text as admission_id,
-        prescriptions.patient_id::text as patient_id,
+        -- the pharmacy's patient ids are the HIS's of the same hospital (source 'his')
+        source_system.institution_id || ':his:' || prescriptions.patient_id::text as person_key,
         prescriptions.doctor_id::text as doctor_id,
         prescriptions.dept_code as local_department_code,
         prescriptions.diagnosis_icd10_code,

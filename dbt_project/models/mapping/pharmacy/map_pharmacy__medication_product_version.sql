@@ -10,14 +10,21 @@ source_system as (
     select * from {{ ref('map_pharmacy__source_system') }}
 ),
 
+identified as (
+    -- a version is the code and the time the source changed it
+    select
+        *,
+        drug_code || '|' || to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') as version_id
+    from versions
+),
+
 final as (
     select
         source_system.institution_id,
         source_system.source_system,
-        versions.drug_code || '|' || to_char(versions.updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US')
-            as source_record_id,
-        source_system.institution_id || ':' || source_system.source_system || ':' || versions.drug_code
-            || '|' || to_char(versions.updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') as medication_product_version_key,
+        versions.version_id as source_record_id,
+        source_system.institution_id || ':' || source_system.source_system || ':' || versions.version_id
+            as medication_product_version_key,
         source_system.institution_id || ':' || source_system.source_system || ':' || versions.drug_code
             as medication_product_key,
         versions.drug_code as local_drug_code,
@@ -27,7 +34,7 @@ final as (
         versions.is_essential,
         versions.is_active,
         versions.updated_at
-    from versions
+    from identified as versions
     cross join source_system
 )
 

@@ -47,7 +47,7 @@ prescribed as (
         min(prescribed_at) as first_prescribed_at,
         max(prescribed_at) as last_prescribed_at
     from lines
-    group by institution_id, source_system, 3, medication_key
+    group by institution_id, source_system, unknown_code, medication_key
 ),
 
 dispensed as (
@@ -59,7 +59,7 @@ dispensed as (
         sum(quantity) as quantity_dispensed,
         sum(amount) as spend
     from dispensing
-    group by institution_id, source_system, 3, medication_key
+    group by institution_id, source_system, unknown_code, medication_key
 ),
 
 institution_spend as (

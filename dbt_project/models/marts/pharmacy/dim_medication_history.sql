@@ -49,10 +49,11 @@ without_versions as (
         true as is_current,
         false as is_unknown_member
     from products
-    where not exists (
-        select 1 from history
-        where history.medication_product_key = products.medication_product_key
-    )
+    where
+        not exists (
+            select 1 from history
+            where history.medication_product_key = products.medication_product_key
+        )
 ),
 
 unknown_member as (

@@ -1,7 +1,8 @@
 {{ config(post_hook=["{{ enable_department_rls() }}", "{{ record_transform() }}"]) }}
 
--- Antibacterial stewardship indicators per month and department, plus a hospital total row
--- (department_key 'ALL'):
+-- Antibacterial stewardship indicators per month, institution and department, plus each
+-- hospital's total row (department_key 'ALL') and the group's (institution_id 'ALL',
+-- department_key 'ALL': DDDs, patient-days and prescriptions summed over the institutions):
 --   antibiotic use density (抗菌药物使用强度) = DDDs of systemic antibacterials (ATC J01)
 --     dispensed to inpatients (net of returns) per 100 patient-days;
 --   patient-days: nights of each inpatient stay falling in the month (a stay of less than a
@@ -32,6 +33,7 @@ as_of as (
 
 stays as (
     select
+        encounters.institution_id,
         encounters.department_key,
         encounters.started_at::date as admitted_on,
         greatest(
@@ -47,6 +49,7 @@ stays as (
 
 stay_months as (
     select
+        stays.institution_id,
         stays.department_key,
         month_series::date as month,
         least(stays.left_on, (month_series + interval '1 month')::date)
@@ -62,15 +65,17 @@ stay_months as (
 patient_days as (
     select
         month,
+        institution_id,
         department_key,
         sum(patient_days) as patient_days
     from stay_months
-    group by month, department_key
+    group by month, institution_id, department_key
 ),
 
 inpatient_ddd as (
     select
         date_trunc('month', dispensing.dispensed_at)::date as month,
+        dispensing.institution_id,
         dispensing.department_key,
         sum(dispensing.ddd) as inpatient_ddd_j01
     from dispensing
@@ -78,43 +83,48 @@ inpatient_ddd as (
     where
         dispensing.encounter_type = 'IP'
         and medications.is_systemic_antibacterial
-    group by date_trunc('month', dispensing.dispensed_at)::date, dispensing.department_key
+    group by date_trunc('month', dispensing.dispensed_at)::date, dispensing.institution_id, dispensing.department_key
 ),
 
 outpatient_prescriptions as (
     select
+        institution_id,
         prescription_id,
         min(department_key) as department_key,
         date_trunc('month', min(prescribed_at))::date as month,
         bool_or(is_systemic_antibacterial) as has_antibiotic
     from lines
     where encounter_type = 'OP'
-    group by prescription_id
+    group by institution_id, prescription_id
 ),
 
 outpatient as (
     select
         month,
+        institution_id,
         department_key,
         count(*) as outpatient_prescriptions,
         count(*) filter (where has_antibiotic) as outpatient_with_antibiotic
     from outpatient_prescriptions
-    group by month, department_key
+    group by month, institution_id, department_key
 ),
 
 keys as (
     select
         month,
+        institution_id,
         department_key
     from patient_days
     union
     select
         month,
+        institution_id,
         department_key
     from inpatient_ddd
     union
     select
         month,
+        institution_id,
         department_key
     from outpatient
 ),
@@ -122,6 +132,7 @@ keys as (
 by_department as (
     select
         keys.month,
+        keys.institution_id,
         keys.department_key,
         coalesce(inpatient_ddd.inpatient_ddd_j01, 0) as inpatient_ddd_j01,
         coalesce(patient_days.patient_days, 0) as patient_days,
@@ -129,22 +140,45 @@ by_department as (
         coalesce(outpatient.outpatient_with_antibiotic, 0) as outpatient_with_antibiotic
     from keys
     left join patient_days
-        on keys.month = patient_days.month and keys.department_key = patient_days.department_key
+        on
+            keys.month = patient_days.month
+            and keys.institution_id is not distinct from patient_days.institution_id
+            and keys.department_key = patient_days.department_key
     left join inpatient_ddd
-        on keys.month = inpatient_ddd.month and keys.department_key = inpatient_ddd.department_key
+        on
+            keys.month = inpatient_ddd.month
+            and keys.institution_id is not distinct from inpatient_ddd.institution_id
+            and keys.department_key = inpatient_ddd.department_key
     left join outpatient
-        on keys.month = outpatient.month and keys.department_key = outpatient.department_key
+        on
+            keys.month = outpatient.month
+            and keys.institution_id is not distinct from outpatient.institution_id
+            and keys.department_key = outpatient.department_key
 ),
 
 hospital as (
     select
         month,
+        institution_id,
         'ALL' as department_key,
         sum(inpatient_ddd_j01) as inpatient_ddd_j01,
         sum(patient_days) as patient_days,
         sum(outpatient_prescriptions) as outpatient_prescriptions,
         sum(outpatient_with_antibiotic) as outpatient_with_antibiotic
     from by_department
+    group by month, institution_id
+),
+
+group_total as (
+    select
+        month,
+        'ALL' as institution_id,
+        'ALL' as department_key,
+        sum(inpatient_ddd_j01) as inpatient_ddd_j01,
+        sum(patient_days) as patient_days,
+        sum(outpatient_prescriptions) as outpatient_prescriptions,
+        sum(outpatient_with_antibiotic) as outpatient_with_antibiotic
+    from hospital
     group by month
 ),
 
@@ -152,11 +186,14 @@ unioned as (
     select * from by_department
     union all
     select * from hospital
+    union all
+    select * from group_total
 ),
 
 final as (
     select
         month,
+        institution_id,
         department_key,
         inpatient_ddd_j01::numeric(14, 4) as inpatient_ddd_j01,
         patient_days::int as patient_days,

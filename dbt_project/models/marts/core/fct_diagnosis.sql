@@ -14,8 +14,21 @@
 -- rebuilt since then (new key, department or surviving visit: its transformed_at).
 with
 
+-- the HIS's diagnoses in the standard, by the ids the star is keyed on
 diagnoses as (
-    select * from {{ ref('stg_his__diagnoses') }}
+    select
+        source_record_id::bigint as diagnosis_id,
+        diagnosis_key as standard_diagnosis_key,
+        institution_id,
+        local_encounter_type as encounter_type,
+        {{ standard_record_id('encounter_key', key=true) }} as encounter_id,
+        icd10_code,
+        diagnosis_mapping_method as icd10_mapping_method,
+        is_primary,
+        diagnosed_at,
+        data_source
+    from {{ ref('std_diagnosis') }}
+    where source_system = 'his'
 ),
 
 visit_resolution as (
@@ -91,6 +104,8 @@ keyed as (
 final as (
     select
         keyed.diagnosis_id,
+        keyed.institution_id,
+        keyed.standard_diagnosis_key,
         keyed.encounter_key,
         keyed.encounter_type,
         coalesce(encounters.patient_key, '-1') as patient_key,

@@ -5,17 +5,31 @@
 with
 
 doctors as (
-    select * from {{ ref('stg_his__doctors') }}
+    select
+        source_record_id::int as doctor_id,
+        practitioner_key,
+        institution_id,
+        local_unit_code as dept_code,
+        title,
+        hired_on,
+        left_on,
+        data_source
+    from {{ ref('std_practitioner') }}
+    where source_system = 'his'
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select local_unit_code as dept_code
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 known as (
     select
         doctors.doctor_id as doctor_key,
         doctors.doctor_id,
+        doctors.institution_id,
+        doctors.practitioner_key as standard_practitioner_key,
         doctors.title,
         coalesce(departments.dept_code, '-1') as department_key,
         departments.dept_code is null as has_unknown_department,
@@ -32,6 +46,8 @@ unknown_member as (
     select
         -1 as doctor_key,
         null::int as doctor_id,
+        null::text as institution_id,
+        null::text as standard_practitioner_key,
         'unknown' as title,
         '-1' as department_key,
         true as has_unknown_department,

@@ -1,14 +1,15 @@
 {{ config(post_hook="{{ record_transform() }}") }}
 
--- One row per calendar day, whole years from the first to the last encounter or diagnosis.
+-- One row per calendar day, whole years from the first to the last encounter or diagnosis of
+-- any institution (the standard's; a re-sent copy has its original's dates).
 with
 
 encounters as (
-    select * from {{ ref('int_encounters__unioned') }}
+    select * from {{ ref('std_encounter') }}
 ),
 
 diagnoses as (
-    select * from {{ ref('stg_his__diagnoses') }}
+    select * from {{ ref('std_diagnosis') }}
 ),
 
 activity_dates as (

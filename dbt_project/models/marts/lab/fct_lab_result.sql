@@ -47,7 +47,8 @@ keyed as (
                 then 'IP-' || results.admission_id
         end as named_encounter_key
     from results
-    left join key_map on results.patient_id = key_map.patient_id::text
+    -- the key map is the HIS's (one institution today): the person key's last part is its id
+    left join key_map on split_part(results.person_key, ':', 3) = key_map.patient_id::text
     left join visit_resolution
         on
             results.encounter_type = 'OP'

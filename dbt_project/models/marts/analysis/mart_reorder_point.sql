@@ -1,6 +1,7 @@
 {{ config(post_hook="{{ record_transform() }}") }}
 
--- When and how much to order, per drug in the catalogue:
+-- When and how much to order, per product of each institution's catalogue (stock is held per
+-- institution: a reorder point does not add up across hospitals, so there is no group row):
 --   daily demand: net dispensed quantity per day over the last reorder_demand_history_days
 --     (days without dispensing count as 0); mean and sample standard deviation;
 --   lead_time_days: median actual lead time of the drug's orders (fct_purchase), else its
@@ -106,6 +107,7 @@ on_hand as (
 planned as (
     select
         medications.medication_key,
+        medications.institution_id,
         medications.pack_size,
         coalesce(demand.avg_daily_demand, 0) as avg_daily_demand,
         coalesce(demand.sd_daily_demand, 0) as sd_daily_demand,
@@ -143,6 +145,7 @@ with_point as (
 final as (
     select
         medication_key,
+        institution_id,
         round(avg_daily_demand, 4)::numeric as avg_daily_demand,
         round(sd_daily_demand, 4)::numeric as sd_daily_demand,
         lead_time_days::numeric as lead_time_days,

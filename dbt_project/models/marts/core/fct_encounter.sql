@@ -34,12 +34,17 @@ patients as (
     select * from {{ ref('int_patients__deduplicated') }}
 ),
 
+-- the HIS's doctors and departments in the standard, by the ids the HIS's encounters name
 doctors as (
-    select * from {{ ref('stg_his__doctors') }}
+    select source_record_id::int as doctor_id
+    from {{ ref('std_practitioner') }}
+    where source_system = 'his'
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select local_unit_code as dept_code
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 doctor_history as (
@@ -199,7 +204,10 @@ versioned as (
 final as (
     select
         encounter_key,
+        institution_id,
+        standard_encounter_key,
         encounter_type,
+        encounter_class,
         coalesce(patient_key, '-1') as patient_key,
         coalesce(known_doctor_id, -1) as doctor_key,
         coalesce(known_dept_code, '-1') as department_key,

@@ -11,7 +11,9 @@ history as (
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select local_unit_code as dept_code
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 known as (

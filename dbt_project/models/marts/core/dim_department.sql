@@ -4,13 +4,25 @@
 with
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select
+        local_unit_code as dept_code,
+        organisation_unit_key,
+        institution_id,
+        unit_name as dept_name,
+        local_parent_unit_code as parent_dept_code,
+        unit_type as dept_type,
+        is_active,
+        data_source
+    from {{ ref('std_organisation_unit') }}
+    where source_system = 'his'
 ),
 
 known as (
     select
         departments.dept_code as department_key,
         departments.dept_code,
+        departments.institution_id,
+        departments.organisation_unit_key as standard_organisation_unit_key,
         departments.dept_name,
         case
             when departments.dept_type = 'division' then departments.dept_code
@@ -33,6 +45,8 @@ unknown_member as (
     select
         '-1' as department_key,
         null::text as dept_code,
+        null::text as institution_id,
+        null::text as standard_organisation_unit_key,
         'unknown' as dept_name,
         null::text as division_code,
         null::text as division_name,

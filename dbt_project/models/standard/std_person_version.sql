@@ -1,0 +1,2 @@
+-- Every published version of each registration (district of residence only) of a source.
+{{ union_standard('person_version') }}
