@@ -23,8 +23,9 @@ shape; the base codes are WHO ICD-10 categories and subcategories, the extension
 how the edition extends them.
 
 Rows per 1.0 of scale (a city hospital, about a quarter of Hospital A), 90 days, seed 42:
-brxx 60,000 registered before day one; mzgh ~2,500 a day; zyjl ~60 a day; cfmx ~2.3 lines per
-completed registration with a prescription (three in four).
+brxx 60,000 registered before day one; mzgh ~2,500 a day; zyjl ~60 a day; cfmx ~2.2 lines per
+completed registration with a prescription (three in four). Measured at scale 0.1, 90 days,
+seed 42 (2.0 s in memory): brxx 6,000, mzgh 22,590, zyjl 520, zdxx 34,961, cfmx 35,552.
 """
 
 from __future__ import annotations
