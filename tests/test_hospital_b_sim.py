@@ -183,29 +183,25 @@ def test_mistyped_card_always_fails_its_check():
     assert not any(idcard.is_valid(hb.mistype_card(card, rng)) for _ in range(200))
 
 
-def test_catalogue_overrides_the_watermark_check_per_table(tmp_path):
-    """Hospital B has no updated_at: its catalogue names each table's change-time column under
-    the default's id, once per table. The same id twice for one table is still refused."""
+def test_each_table_checks_its_own_change_time_as_watermark():
+    """Hospital B has no updated_at: the gate's watermark check of each table resolves to the
+    change-time column the manifest names (gxsj / xgsj / czsj), the simulator's watermark."""
     from hdp.config import REPO_ROOT
     from hdp.manifest import load_manifest
-    from hdp.quality.checks import CatalogueError, for_table, load_catalogue
+    from hdp.quality.checks import for_table, load_catalogue
+    from hdp.quality.gate import build_expectations
 
     catalogue = load_catalogue(REPO_ROOT / "expectations", "hisb")
     manifest = load_manifest("hisb")
+    assert {t.name for t in manifest.tables} == set(hb.TABLES)
     for spec in manifest.tables:
-        (check,) = [c for c in for_table(catalogue, spec.name) if c.id == "watermark.not_null"]
-        assert check.kwargs == {"column": spec.watermark} == {"column": hb.WATERMARKS[spec.name]}
-    (tmp_path / "defaults.yml").write_text(
-        (REPO_ROOT / "expectations" / "defaults.yml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    twice = "\n".join(
-        f"  - {{id: x.same, table: t, level: batch, category: completeness, severity: warn, "
-        f"expectation: ExpectColumnValuesToNotBeNull, kwargs: {{column: c{i}}}, means: m, fix: f}}"
-        for i in range(2)
-    )
-    (tmp_path / "dup.yml").write_text(f"source: dup\nchecks:\n{twice}\n", encoding="utf-8")
-    with pytest.raises(CatalogueError, match=r"x\.same"):
-        load_catalogue(tmp_path, "dup")
+        assert spec.watermark == hb.WATERMARKS[spec.name] != "updated_at"
+        assert spec.watermark in hb.COLUMNS[spec.name]
+        checks = [c for c in for_table(catalogue, spec.name) if c.id == "watermark.not_null"]
+        (expectation,) = build_expectations(
+            checks, list(hb.COLUMNS[spec.name]), list(spec.primary_key), spec.watermark
+        )
+        assert expectation.column == spec.watermark, spec.name
 
 
 def _seed(name: str) -> list[dict[str, str]]:

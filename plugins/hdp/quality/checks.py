@@ -97,10 +97,8 @@ def load_catalogue(expectations_dir: Path, source: str) -> list[Check]:
     defaults = _entries(expectations_dir / "defaults.yml")
     path = expectations_dir / f"{source}.yml"
     own = _entries(path) if path.exists() else []
-    # one id once per table: a source may override a default for several tables (a source
-    # without updated_at names each table's watermark under watermark.not_null)
-    ids = [(c.id, c.table) for c in own]
-    duplicated = {i for i, t in ids if ids.count((i, t)) > 1}
+    ids = [c.id for c in own]
+    duplicated = {i for i in ids if ids.count(i) > 1}
     if duplicated:
         raise CatalogueError(f"{path.name}: duplicate check ids {sorted(duplicated)}")
     return defaults + own
