@@ -86,7 +86,12 @@ def reset_platform_databases(pg_admin_dsn: str) -> None:
     admin = psycopg2.connect(pg_admin_dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
-        for db in (lg.warehouse.dbname, lg.his_owner.dbname, lg.pharmacy_owner.dbname):
+        for db in (
+            lg.warehouse.dbname,
+            lg.his_owner.dbname,
+            lg.pharmacy_owner.dbname,
+            lg.hisb_owner.dbname,
+        ):
             cur.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db))
             )
@@ -107,7 +112,8 @@ SNAPSHOT_SECRETS = ("pseudonym_key",)
 def _platform_databases(lg) -> tuple[tuple[str, str], ...]:
     """(database, owner) of the warehouse and the simulated sources."""
     return tuple(
-        (login.dbname, login.user) for login in (lg.warehouse, lg.his_owner, lg.pharmacy_owner)
+        (login.dbname, login.user)
+        for login in (lg.warehouse, lg.his_owner, lg.pharmacy_owner, lg.hisb_owner)
     )
 
 
@@ -249,6 +255,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_compose": "unit",
     "test_docs": "unit",
     "test_forecast": "unit",
+    "test_hospital_b_sim": "unit",
     "test_idcard": "unit",
     "test_layout": "unit",
     "test_standard_registry": "unit",
@@ -259,6 +266,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_notify": "unit",
     "test_scaffold_inference": "unit",
     "test_extract": "integration",
+    "test_hospital_b": "integration",
     "test_identifier_scan": "integration",
     "test_identifiers_k": "integration",
     "test_lab_drops": "integration",

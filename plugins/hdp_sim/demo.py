@@ -1,9 +1,10 @@
 """The demo: simulated sources, then the platform's DAGs through Airflow (`make demo`).
 
-`python -m hdp_sim demo` sets up the simulated HIS, pharmacy and LIS (once), then runs each DAG
-once with `airflow dags test` and prints the platform's summary. `python -m hdp_sim up` is the
-platform's `up` with the simulated sources in place; `python -m hdp_sim sim generate|advance`
-writes history or one more day. The platform (hdp) never imports this package.
+`python -m hdp_sim demo` sets up the simulated HIS, pharmacy, LIS and Hospital B's HIS (once),
+then runs each DAG once with `airflow dags test` and prints the platform's summary.
+`python -m hdp_sim up` is the platform's `up` with the simulated sources in place;
+`python -m hdp_sim sim generate|advance` writes history or one more day (Hospital B has a
+history only: `advance` leaves it as generated). The platform (hdp) never imports this package.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from datetime import date
 from hdp.config import load_settings
 from hdp.warehouse.clusters import PostgresNotFound
 from hdp.warehouse.database import connect
-from hdp_sim import his, lab, pharmacy
+from hdp_sim import his, hospital_b, lab, pharmacy
 from hdp_sim.sources import DemoLogins, ensure_demo_databases
+
+log = logging.getLogger(__name__)
 
 DAG_IDS = (
     "hdp_ingest_his",
     "hdp_ingest_pharmacy",
     "hdp_ingest_lis",
+    "hdp_ingest_hisb",
     "hdp_transform",
     "hdp_procurement_report",
 )
@@ -73,10 +77,28 @@ def ensure_source_generated(lg: DemoLogins) -> list[str]:
             made.append("pharmacy")
         if write_lab_drops(his_conn, settings.seed):
             made.append("lis")
+        if _generate_hospital_b(lg, settings.seed, settings.scale, settings.history_days, False):
+            made.append("hisb")
     finally:
         his_conn.close()
         pharmacy_conn.close()
     return made
+
+
+def _generate_hospital_b(lg: DemoLogins, seed: int, scale: float, days: int, again: bool) -> bool:
+    """Hospital B's history (same seed and scale as Hospital A's, so its referrals are Hospital
+    A's people); once, unless `again`. Returns whether it was generated now."""
+    conn = connect(lg.hisb_owner)
+    try:
+        if not again and _has_clock(conn):
+            return False
+        counts = hospital_b.generate(
+            conn, hospital_b.HospitalBConfig(seed=seed, scale=scale, history_days=days)
+        )
+        log.info("Hospital B source generated: %s", counts)
+        return True
+    finally:
+        conn.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -141,6 +163,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             counts = pharmacy.generate(pharm, conn, pharmacy.PharmacyConfig(seed=config.seed))
             print(f"pharmacy source generated: {counts}")
             print(f"laboratory: {write_lab_drops(conn, config.seed)} results files dropped")
+            _generate_hospital_b(lg, config.seed, config.scale, config.history_days, True)
+            print("Hospital B (hisb) source generated")
         else:
             for _ in range(args.days or 1):
                 counts = his.advance_day(conn)

@@ -2,6 +2,8 @@
 
 - `his`      the simulated HIS (owner `his_owner`, read-only login `his_reader`)
 - `pharmacy` the simulated pharmacy (owner `pharmacy_owner`, read-only login `pharmacy_reader`)
+- `hisb`     the simulated HIS of Hospital B, another vendor's (owner `hisb_owner`, read-only
+             login `hisb_reader`; hdp_sim.hospital_b)
 
 Both live beside the warehouse on the embedded cluster. Set-up creates them, records each
 reader's URL as the platform's source connection (hdp.warehouse.database.save_source_connection:
@@ -36,7 +38,7 @@ from hdp.warehouse.database import (
 )
 
 # source name -> the platform connection id its manifest (dags/sources/<name>.yml) reads through
-CONN_IDS = {"his": "his_source", "pharmacy": "pharmacy_source"}
+CONN_IDS = {"his": "his_source", "pharmacy": "pharmacy_source", "hisb": "hisb_source"}
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,15 @@ class DemoLogins(Logins):
     his_reader: Login
     pharmacy_owner: Login
     pharmacy_reader: Login
+    hisb_owner: Login
+    hisb_reader: Login
 
     def simulated_sources(self) -> list[tuple[str, Login, Login]]:
         """(source, owner login, read-only login) of each simulated source database."""
         return [
             ("his", self.his_owner, self.his_reader),
             ("pharmacy", self.pharmacy_owner, self.pharmacy_reader),
+            ("hisb", self.hisb_owner, self.hisb_reader),
         ]
 
 
@@ -72,6 +77,8 @@ def logins(settings: Settings | None = None) -> DemoLogins:
         pharmacy_reader=_login(
             settings, "AIRFLOW_CONN_PHARMACY_SOURCE", "pharmacy_reader", "pharmacy"
         ),
+        hisb_owner=_login(settings, "HDP_HISB_OWNER_URL", "hisb_owner", "hisb"),
+        hisb_reader=_login(settings, "AIRFLOW_CONN_HISB_SOURCE", "hisb_reader", "hisb"),
     )
 
 
