@@ -51,6 +51,9 @@ def _parse_dags(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path]
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{no_db}",
         # Cosmos caches its dbt listing in Airflow Variables (the database) unless told not to
         "AIRFLOW__COSMOS__ENABLE_CACHE": "False",
+        # without a dbt manifest Cosmos lists the project with `dbt ls` while the file is
+        # imported: on a loaded machine that passes Airflow's default 30 s import timeout
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
         "HDP_WAREHOUSE_HOST": "127.0.0.1",
         "HDP_WAREHOUSE_PORT": "9",
         "HDP_WAREHOUSE_USER": "nobody",

@@ -234,9 +234,19 @@ def _dbt_env(settings) -> dict[str, str]:
     return env
 
 
+# Built in one task before the per-model ones (build_transform_dag): views and seeds.
+VIEW_LAYERS = (
+    "resource_type:seed",
+    "path:models/staging",
+    "path:models/mapping",
+    "path:models/standard",
+)
+
+
 def build_transform_dag():
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.operators.local import DbtBuildLocalOperator
 
     settings = load_settings()
     project_dir: Path = settings.dbt_project_dir
@@ -272,8 +282,9 @@ def build_transform_dag():
         },
         doc_md="""
 ### Transform: dbt star schema
-Runs when a source's raw asset has been updated by a published ingest run. Each dbt model is a
-task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
+Runs when a source's raw asset has been updated by a published ingest run. `dbt_views` builds
+the seeds and the view layers (staging, mapping, standard) with their tests in one `dbt build`;
+then each intermediate and mart model is a task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
 whose status is `published` in `audit.load_batch`, less quarantined rows. Marts enforce
 contracts.
 
@@ -295,36 +306,55 @@ emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` 
         def marts_published() -> None:
             """Every model built and tested: downstream DAGs (the procurement report) run."""
 
+        profile_config = ProfileConfig(
+            profile_name="hdp",
+            target_name="warehouse",
+            profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
+        )
+        # "{{ params.full_refresh }}": Cosmos reads the rendered string as a boolean
+        operator_args = {
+            "install_deps": False,
+            "full_refresh": "{{ params.full_refresh }}",
+            # the shrink guard (macros/record_transform.sql) yields only when asked to
+            "vars": {"allow_mart_shrink": "{{ params.allow_shrink }}"},
+            "env": _dbt_env(settings),
+        }
+        # Seeds and the view layers (staging, mapping, standard: no data copied) in one
+        # `dbt build` with their own tests: a task each would be most of the DAG and most of its
+        # time (per-task start-up), for views that take milliseconds to create.
+        views = DbtBuildLocalOperator(
+            task_id="dbt_views",
+            project_dir=str(project_dir),
+            profile_config=profile_config,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            select=list(VIEW_LAYERS),
+            # only tests whose every parent is a view or a seed; the others run with the
+            # intermediate or mart model they also test
+            indirect_selection="cautious",
+            **operator_args,
+        )
         models = DbtTaskGroup(
             group_id="dbt",
             project_config=ProjectConfig(
                 dbt_project_path=project_dir,
                 manifest_path=manifest_path if manifest_path.exists() else None,
             ),
-            profile_config=ProfileConfig(
-                profile_name="hdp",
-                target_name="warehouse",
-                profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
-            ),
+            profile_config=profile_config,
             execution_config=ExecutionConfig(
                 execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
             ),
             render_config=RenderConfig(
                 load_method=LoadMode.DBT_MANIFEST if manifest_path.exists() else LoadMode.AUTOMATIC,
+                # the view layers are the task above
+                exclude=list(VIEW_LAYERS),
                 # one `dbt build` task per model (model then its tests): half the tasks
                 test_behavior=TestBehavior.BUILD,
                 # relationship tests span two models: run them once both exist
                 should_detach_multiple_parents_tests=True,
             ),
-            # "{{ params.full_refresh }}": Cosmos reads the rendered string as a boolean
-            operator_args={
-                "install_deps": False,
-                "full_refresh": "{{ params.full_refresh }}",
-                # the shrink guard (macros/record_transform.sql) yields only when asked to
-                "vars": {"allow_mart_shrink": "{{ params.allow_shrink }}"},
-                "env": _dbt_env(settings),
-            },
+            operator_args=operator_args,
         )
+        views >> models
         models >> marts_published()
 
     return transform()
