@@ -284,8 +284,9 @@ def build_transform_dag():
 ### Transform: dbt star schema
 Runs when a source's raw asset has been updated by a published ingest run. `dbt_views` builds
 the seeds and the view layers (staging, mapping, standard) with their tests in one `dbt build`;
-then each intermediate and mart model is a task (astronomer-cosmos), each followed by its tests; staging reads only rows of batches
-whose status is `published` in `audit.load_batch`, less quarantined rows. Marts enforce
+then each intermediate and mart model is a task (astronomer-cosmos), each followed by its
+tests. Staging reads only rows of batches whose status is `published` in `audit.load_batch`,
+less quarantined rows. Marts enforce
 contracts.
 
 Five facts are incremental. `fct_encounter` and `fct_diagnosis` rebuild the rows whose inputs
