@@ -471,7 +471,8 @@ def test_dbt_task_gets_the_transformer_password_from_its_connection(airflow_env,
         timeout=300,
     )
     assert listed.returncode == 0, listed.stderr[-3000:]
-    task_id = next(t for t in listed.stdout.split() if t.endswith("stg_his__patients_model_build"))
+    # staging is built by the task of the view layers (hdp.orchestration.dags.VIEW_LAYERS)
+    task_id = next(t for t in listed.stdout.split() if t == "dbt_views")
     proc = subprocess.run(
         ["airflow", "tasks", "test", "hdp_transform", task_id, "2024-01-02"],
         env=airflow_env,
