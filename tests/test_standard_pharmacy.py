@@ -3,8 +3,9 @@
 A retail pharmacy's sales export, shaped like the real one the issue describes: drug code and
 name, quantity, amount and date only (no ATC, no DDD, no sale id), and one local code that
 carries four different drug names for 17% of the spend. It joins as Hospital B's source
-`retail` by mapping alone (a staging model, two mapping models and two mapping seeds in a copy
-of the project): nothing in models/standard, intermediate or marts is edited. Then:
+`retail` by mapping alone (a staging model, two mapping models and its source-system seed in a
+copy of the project; the institution H002 is declared once, by Hospital B's HIS,
+seeds/mapping/hisb): nothing in models/standard, intermediate or marts is edited. Then:
 
 - the reused code reaches the worklist as four ambiguous products, one per name, never merged,
   and the worklist is per institution and biggest spend first;
@@ -133,10 +134,6 @@ seeds:
     config:
       column_types: {source_system: text, institution_id: text, source_kind: text, vendor: text,
         description: text, diagnosis_code_system: text}
-  - name: map_retail__institution
-    config:
-      column_types: {institution_id: text, institution_name: text, institution_name_en: text,
-        institution_level: text, institution_type: text, joined_group_on: date}
 """
 
 
@@ -160,12 +157,6 @@ def _project_with_retail(tmp_path: Path) -> Path:
     (seeds / "map_retail__source_system.csv").write_text(
         "source_system,institution_id,source_kind,vendor,description,diagnosis_code_system\n"
         "retail,H002,files,a retail chain,Hospital B outpatient pharmacy sales export,\n"
-    )
-    (seeds / "map_retail__institution.csv").write_text(
-        "institution_id,institution_name,institution_name_en,institution_level,"
-        "institution_type,joined_group_on\n"
-        "H002,市第二人民医院,City Second People's Hospital (Hospital B),三级乙等,general,"
-        "2025-01-01\n"
     )
     return project
 
@@ -206,7 +197,6 @@ def _build(*args: str):
         "--select",
         "stg_retail__sales+",
         "map_retail__source_system+",
-        "map_retail__institution+",
         *args,
     )
 
@@ -218,7 +208,7 @@ def retail(built_warehouse, tmp_path_factory):
     _load_sales(lg)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HDP_DBT_PROJECT_DIR", str(project))
-        run_dbt("seed", "--select", "map_retail__source_system", "map_retail__institution")
+        run_dbt("seed", "--select", "map_retail__source_system")
         first = _build()
         yield lg, first, _build
 
