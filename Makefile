@@ -8,7 +8,7 @@ HDP := $(BIN)/python -m hdp
 SIM := $(BIN)/python -m hdp_sim
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast up down stop lint lock clean browser summary bench forecast-bench
+.PHONY: install demo test test-fast up down stop lint lock clean browser summary bench bench-smoke forecast-bench
 
 install: $(STAMP)
 
@@ -32,7 +32,11 @@ demo: install
 # Every test against real PostgreSQL, dbt, GX and Airflow (its own clusters: the warehouse on
 # :55433, Airflow's metadata on a socket only).
 test: install browser
-	@$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
+	@$(BIN)/pytest -q -m "not slow" --durations=25 $(PYTEST_ARGS)
+
+# The benchmark's smoke run (tests/test_bench.py, 10-25 min): after a change to plugins/hdp_bench.
+bench-smoke: install
+	@$(BIN)/pytest -q -m slow $(PYTEST_ARGS)
 
 # The unit tier alone (no database, no server; tests/conftest.py assigns the tiers): a minute.
 test-fast: install
