@@ -252,6 +252,7 @@ def platform(pg_admin_dsn: str):
 # `airflow_env` fixture) is e2e wherever it lives. A module with no tier fails the collection.
 TIERS = ("unit", "integration", "e2e")
 MODULE_TIERS: dict[str, str] = {
+    "test_builds": "unit",
     "test_compose": "unit",
     "test_docs": "unit",
     "test_forecast": "unit",

@@ -91,6 +91,7 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     assert ingest.returncode == 0, (ingest.stdout + ingest.stderr)[-4000:]
     transform = _dags_test("hdp_transform", airflow_env)
     assert transform.returncode == 0, (transform.stdout + transform.stderr)[-4000:]
+    assert "build: no complete build recorded yet" in transform.stdout + transform.stderr
 
     wh = connect(lg.warehouse)
     with wh.cursor() as cur:
@@ -132,6 +133,48 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
     assert marts_fingerprint(lg) == before
     oldest, newest = _transformed_at(lg)
     assert oldest == newest > rebuilt_before[1]
+
+    # nothing published since that complete build: the next run's dbt tasks all skip, the
+    # marts stay as they are (not rebuilt) and no build is recorded (hdp.warehouse.builds)
+    builds = _complete_builds(lg)
+    assert len(builds) == 2
+    idle = _dags_test("hdp_transform", airflow_env)
+    output = idle.stdout + idle.stderr
+    assert idle.returncode == 0, output[-4000:]
+    assert "skip: nothing new since the last complete build" in output
+    assert _transformed_at(lg) == (oldest, newest)
+    assert marts_fingerprint(lg) == before
+    assert _complete_builds(lg) == builds
+    states = _task_states(lg, "hdp_transform", "manual__%")
+    assert states[-1]["changes"] == "success"
+    assert {state for task, state in states[-1].items() if task != "changes"} == {"skipped"}
+
+
+def _complete_builds(lg) -> list:
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute("select build_id, fingerprint from audit.transform_build order by 1")
+        rows = cur.fetchall()
+    wh.close()
+    return rows
+
+
+def _task_states(lg, dag_id: str, run_like: str) -> list[dict[str, str]]:
+    """Each run's task states, oldest run first, from Airflow's metadata database."""
+    meta = connect(lg.airflow)
+    with meta.cursor() as cur:
+        cur.execute(
+            "select dr.id, ti.task_id, ti.state from task_instance as ti "
+            "join dag_run as dr on dr.dag_id = ti.dag_id and dr.run_id = ti.run_id "
+            "where ti.dag_id = %s and ti.run_id like %s order by dr.id",
+            (dag_id, run_like),
+        )
+        rows = cur.fetchall()
+    meta.close()
+    runs: dict[int, dict[str, str]] = {}
+    for run, task_id, state in rows:
+        runs.setdefault(run, {})[task_id] = state
+    return list(runs.values())
 
 
 def _transformed_at(lg) -> tuple:

@@ -6,6 +6,7 @@ DAG files in dags/ only call these. Nothing here touches a database at import or
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from airflow.sdk import AssetAny, Param, dag, get_current_context, task
@@ -243,6 +244,46 @@ VIEW_LAYERS = (
 )
 
 
+def run_change_check(manifest_path: Path) -> bool:
+    """True when the transform has something to build; the inputs go to XCom for
+    run_record_build. An operator forces a build with the params full_refresh or force."""
+    from hdp.warehouse.builds import current_inputs, decide, last_complete_build
+    from hdp.warehouse.database import connect
+
+    context = get_current_context()
+    params = context["params"]
+    forced = ", ".join(name for name in ("full_refresh", "force") if _truthy(params.get(name)))
+    wh = connect(connection_login(WAREHOUSE_CONN_ID))
+    try:
+        inputs = current_inputs(wh, manifest_path)
+        decision = decide(inputs, last_complete_build(wh), forced=forced)
+    finally:
+        wh.close()
+    print(("build: " if decision.build else "skip: ") + decision.reason)
+    context["ti"].xcom_push(key="inputs", value=asdict(inputs))
+    return decision.build
+
+
+def run_record_build() -> None:
+    from hdp.warehouse.builds import BuildInputs, record_complete_build
+    from hdp.warehouse.database import connect
+
+    context = get_current_context()
+    pulled = context["ti"].xcom_pull(task_ids="changes", key="inputs")
+    if not pulled or not pulled.get("project"):
+        print("no inputs recorded (no dbt manifest to compare): the next run builds again")
+        return
+    wh = connect(connection_login(WAREHOUSE_CONN_ID))
+    try:
+        record_complete_build(wh, context["run_id"], BuildInputs(**pulled))
+    finally:
+        wh.close()
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
 def build_transform_dag():
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -279,10 +320,22 @@ def build_transform_dag():
                     "(an intended purge). Off: such a build rolls back and fails naming the table."
                 ),
             ),
+            "force": Param(
+                False,
+                type="boolean",
+                description=(
+                    "Build even when nothing was published since the last complete build "
+                    "(off: such a run skips its dbt tasks, see the task changes)."
+                ),
+            ),
         },
         doc_md="""
 ### Transform: dbt star schema
-Runs when a source's raw asset has been updated by a published ingest run. `dbt_views` builds
+Runs when a source's raw asset has been updated by a published ingest run. `changes` first
+compares what the run would read (published batches with rows, released quarantine, the dbt
+project, the day) with the last complete build (`audit.transform_build`): when nothing changed,
+every dbt task is skipped and the marts asset is not updated; trigger with `force` (or
+`full_refresh`) on to build anyway. `dbt_views` builds
 the seeds and the view layers (staging, mapping, standard) with their tests in one `dbt build`;
 then each intermediate and mart model is a task (astronomer-cosmos), each followed by its
 tests. Staging reads only rows of batches whose status is `published` in `audit.load_batch`,
@@ -303,9 +356,16 @@ emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` 
 """,
     )
     def transform():
+        @task.short_circuit
+        def changes() -> bool:
+            """Anything to build? The skip of a run with nothing new (hdp.warehouse.builds)."""
+            return run_change_check(manifest_path)
+
         @task(outlets=[marts_asset()])
         def marts_published() -> None:
-            """Every model built and tested: downstream DAGs (the procurement report) run."""
+            """Every model built and tested: downstream DAGs (the procurement report) run, and
+            the build's inputs are recorded for the next run's change check."""
+            run_record_build()
 
         profile_config = ProfileConfig(
             profile_name="hdp",
@@ -355,7 +415,7 @@ emptied batch); if the shrink is intended, trigger this DAG with `allow_shrink` 
             ),
             operator_args=operator_args,
         )
-        views >> models
+        changes() >> views >> models
         models >> marts_published()
 
     return transform()

@@ -185,6 +185,8 @@ def _grant_audit(cur) -> None:
         )
     )
     run(q("grant select, insert on audit.transform_run to {}").format(_ident(TRANSFORMER)))
+    # the transform's change check (hdp.warehouse.builds) runs in Airflow with the loader login
+    run(q("grant select, insert on audit.transform_build to {}").format(_ident(LOADER)))
     run(
         q("grant usage on sequence audit.transform_run_transform_id_seq to {}").format(
             _ident(TRANSFORMER)

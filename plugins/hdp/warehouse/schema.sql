@@ -437,3 +437,14 @@ create table if not exists audit.file_load (
 
 -- Landing tables of file sources (raw_<source>.<table>) are not written here: set-up creates
 -- them from their manifests (dags/sources/<source>.yml; hdp.ingest.files.ensure_landing_tables).
+
+-- Every transform run that built and tested every model (hdp.warehouse.builds): what it read.
+-- A transform whose inputs (published batches, released quarantine, the dbt project, the day)
+-- match the last complete build's has nothing to do and skips its dbt tasks.
+create table if not exists audit.transform_build (
+    build_id bigserial primary key,
+    run_id text not null,
+    inputs text not null,
+    fingerprint text not null,
+    finished_at timestamptz not null default now()
+);
