@@ -168,6 +168,27 @@ def test_same_name_with_other_bytes_is_a_new_delivery(platform, wh, drops, tmp_p
     wh.rollback()
 
 
+def test_same_bytes_under_another_name_are_skipped_naming_both(
+    platform, wh, drops, tmp_path, caplog
+):
+    """A content loaded and validated, sent again under another name: skipped (listed as
+    nothing new), and the log line names both file names (and no content)."""
+    original = drops[0][0]
+    first = ingest_file(wh, MANIFEST, original, "run-1")
+    _gate(platform, wh, first.batch_id)
+    renamed = tmp_path / "lis_results_resent_copy.csv"
+    renamed.write_bytes(original.read_bytes())
+    with caplog.at_level("INFO", logger="hdp.ingest.files"):
+        assert renamed not in list_new_files(wh, MANIFEST, tmp_path)
+        again = ingest_file(wh, MANIFEST, renamed, "run-2")
+    assert again.status == "skipped" and again.batch_id is None
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert renamed.name in line and original.name in line, line
+    assert _scalar(wh, "select count(*) from audit.load_batch") == 1
+
+
 def test_gbk_and_bom_files_decode_correctly(platform, wh, drops):
     for encoding in ("gbk", "utf-8-sig"):
         path = _by_encoding(drops, encoding)
