@@ -21,7 +21,7 @@ SEVERITIES = {"row": ("quarantine", "warn"), "batch": ("block", "warn")}
 CUSTOM_BATCH_CHECKS = ("volume.vs_recent",)  # computed by hdp.quality.gate, not by GX
 # `parses: <type>` on a row check: a non-empty value the warehouse's parser (the one staging's
 # macro calls too) cannot read fails the check. The condition is generated, never typed.
-PARSERS = {"date": "audit.parse_cn_date"}
+PARSERS = {"date": "audit.parse_cn_date", "timestamp": "audit.parse_cn_timestamp"}
 
 
 class CatalogueError(ValueError):

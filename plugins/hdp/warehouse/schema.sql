@@ -390,6 +390,46 @@ begin
 end
 $$;
 
+-- A date and time typed as text, as HIS front ends and exports write them: '2024-01-02
+-- 08:30:05', '2024/1/2 8:30', '2024-01-02T08:30', '20240102083005', '202401020830', a date
+-- alone (midnight), full-width digits, a weekday after the date ('2024-01-05 星期五 09:30').
+-- The date part is audit.parse_cn_date's (one definition of the date formats); the time must
+-- be H:MM or H:MM:SS within the day; anything else, and impossible dates, give null. The one
+-- definition: the gate's `parses: timestamp` checks and dbt's macro parse_cn_timestamp().
+create or replace function audit.parse_cn_timestamp(value text) returns timestamp
+language plpgsql immutable parallel safe
+as $$
+declare
+    -- one space between date and time: 'T' and runs of white space become ' '
+    t text := regexp_replace(
+        regexp_replace(btrim(audit.to_halfwidth(value)), '^([0-9/.-]+)T', '\1 '), '\s+', ' ', 'g'
+    );
+    date_text text := t;
+    time_text text;
+    day date;
+begin
+    if t ~ '^[0-9]{14}$' then
+        date_text := left(t, 8);
+        time_text := substr(t, 9, 2) || ':' || substr(t, 11, 2) || ':' || substr(t, 13, 2);
+    elsif t ~ '^[0-9]{12}$' then
+        date_text := left(t, 8);
+        time_text := substr(t, 9, 2) || ':' || substr(t, 11, 2);
+    elsif t ~ ' [0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2})?$' then
+        time_text := substring(t from ' ([0-9:]+)$');
+        date_text := left(t, length(t) - length(time_text) - 1);
+    end if;
+    day := audit.parse_cn_date(date_text);
+    if day is null then
+        return null;
+    elsif time_text is null then
+        return day::timestamp;
+    elsif time_text ~ '^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$' then
+        return day + time_text::interval;
+    end if;
+    return null;
+end
+$$;
+
 -- The ISO weekday (1 = Monday .. 7 = Sunday) a date's text names after the date; null when it
 -- names none. audit.parse_cn_date() ignores it; the gate's weekday checks compare the two.
 create or replace function audit.cn_date_weekday(value text) returns int
