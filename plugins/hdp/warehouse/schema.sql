@@ -469,8 +469,9 @@ return nullif(upper(regexp_replace(audit.to_halfwidth(value), '\s+', '', 'g')), 
 -- his.patients.id_card_checksum and dbt's macro is_valid_cn_id_card() call it, so a number
 -- staging accepts never fails the gate's check.
 create or replace function audit.is_valid_cn_id_card(value text) returns boolean
--- parallel unsafe: it calls audit.parse_cn_date (an EXCEPTION block); a large staging scan
--- would otherwise plan it in parallel workers and fail
+-- parallel unsafe: it was labelled so when audit.parse_cn_date had an EXCEPTION block (which
+-- fails in parallel workers); the parser has none now, the label is kept until a parallel
+-- plan of staging is measured
 language plpgsql immutable parallel unsafe
 as $$
 declare
