@@ -278,6 +278,8 @@ MODULE_TIERS: dict[str, str] = {
     "test_pharmacy_simulator": "integration",
     "test_procurement_report": "integration",
     "test_quality_gate": "integration",
+    "test_date_parsing": "integration",
+    "test_file_refusals": "unit",
     "test_quality_history": "integration",
     "test_quarantine": "integration",
     "test_security_roles": "integration",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections import Counter
@@ -166,6 +168,67 @@ def test_same_name_with_other_bytes_is_a_new_delivery(platform, wh, drops, tmp_p
         cur.execute(names)
         assert cur.fetchall() == [(original.name, 2)]
     wh.rollback()
+
+
+def test_same_bytes_under_another_name_are_skipped_naming_both(
+    platform, wh, drops, tmp_path, caplog
+):
+    """A content loaded and validated, sent again under another name: skipped (listed as
+    nothing new), and the log line names both file names (and no content)."""
+    original = drops[0][0]
+    first = ingest_file(wh, MANIFEST, original, "run-1")
+    _gate(platform, wh, first.batch_id)
+    renamed = tmp_path / "lis_results_resent_copy.csv"
+    renamed.write_bytes(original.read_bytes())
+    with caplog.at_level("INFO", logger="hdp.ingest.files"):
+        assert renamed not in list_new_files(wh, MANIFEST, tmp_path)
+        again = ingest_file(wh, MANIFEST, renamed, "run-2")
+    assert again.status == "skipped" and again.batch_id is None
+    lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert renamed.name in line and original.name in line, line
+    assert _scalar(wh, "select count(*) from audit.load_batch") == 1
+
+
+def test_a_time_that_does_not_parse_is_quarantined_before_publication(
+    platform, wh, drops, tmp_path
+):
+    """A file's impossible collection time is quarantined by the gate under its check and
+    column (it used to reach staging as a silent null); a weekday after the date parses."""
+    original = drops[0][0]
+    encoding = drops[1][original.name]["encoding"]
+    lines = original.read_bytes().decode(encoding).split("\n")
+    header = next(csv.reader([lines[0].rstrip("\r")]))
+    at = header.index("collected_at")
+    seen: Counter = Counter(next(csv.reader([x]), [""])[0] for x in lines[1:] if x.strip())
+    changed = {}
+    for n, line in enumerate(lines[1:], start=1):
+        fields = next(csv.reader([line.rstrip("\r")]), [])
+        if len(fields) != len(header) or seen[fields[0]] != 1 or not fields[at]:
+            continue
+        day = fields[at][:10]
+        fields[at] = "2024-02-30 08:00:00" if not changed else f"{day} 星期一 08:00"
+        changed[fields[0]] = fields[at]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(fields)
+        lines[n] = out.getvalue() + ("\r" if line.endswith("\r") else "")
+        if len(changed) == 2:
+            break
+    edited = tmp_path / "lis_results_edited.csv"
+    edited.write_bytes("\n".join(lines).encode(encoding))
+    loaded = ingest_file(wh, MANIFEST, edited, "run-1")
+    _gate(platform, wh, loaded.batch_id)
+    with wh.cursor() as cur:
+        cur.execute(
+            "select record_key, check_id, column_name, action from audit.row_issue "
+            "where check_id like %s",
+            ("lis.results.%_parses",),
+        )
+        issues = cur.fetchall()
+    wh.rollback()
+    impossible = next(k for k, v in changed.items() if v.startswith("2024-02-30"))
+    assert issues == [(impossible, "lis.results.collected_at_parses", "collected_at", "quarantine")]
 
 
 def test_gbk_and_bom_files_decode_correctly(platform, wh, drops):

@@ -42,7 +42,9 @@ OUTSIDER_TIMES: dict[int, tuple[str, datetime | None]] = {
     OUTSIDER_GHXH + 6: ("2024-13-05 09:30", None),
     OUTSIDER_GHXH + 7: ("2024-01-05 24:10", None),
     OUTSIDER_GHXH + 8: ("05/01/2024 09:30", None),
-    OUTSIDER_GHXH + 9: ("2024-01-05 星期五", None),
+    # a weekday after the date is read (issue 15): 2024-01-05 was a Friday
+    OUTSIDER_GHXH + 9: ("2024-01-05 星期五", datetime(2024, 1, 5)),
+    OUTSIDER_GHXH + 10: ("2024-01-05 星期五 09:30", datetime(2024, 1, 5, 9, 30)),
 }
 
 
@@ -186,6 +188,18 @@ def test_every_text_time_format_parses_and_the_rest_is_flagged(hisb):
         if thbz == "0":  # a cancelled registration's change time is its cancellation
             assert visit_at == (czsj.replace(second=0) if fmt == "slash" else czsj), visit_id
     assert formats == {"iso", "slash", "compact"}
+    # every time staging could not read was counted by the gate first, under its check and
+    # column (hisb.mzgh.ghsj_parses, warn: the row is kept, flagged), and nothing else was
+    wh = connect(lg.warehouse)
+    counted = _rows(
+        wh,
+        "select record_key, column_name, action from audit.row_issue "
+        "where check_id = 'hisb.mzgh.ghsj_parses'",
+    )
+    wh.close()
+    flagged = {v for v, _, status in staged if status == "unparseable"}
+    assert flagged and {int(k) for k, _, _ in counted} == flagged
+    assert {(c, a) for _, c, a in counted} == {("ghsj", "warn")}
     # the other text times: each row's parse agrees with its change time
     checks = {
         "stg_hisb__prescription_lines": ("prescribed_at", "prescribed_at_status"),

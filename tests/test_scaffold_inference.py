@@ -177,7 +177,8 @@ def test_staging_pseudonymises_names_cards_phones_and_drops_addresses():
     assert [line for line in sql.splitlines() if "jtdz" in line] == [
         "        -- jtdz: address, not passed on (TODO: keep only what a model needs)"
     ]
-    assert "btrim(rysj)::timestamp end as rysj" in sql  # a text timestamp, parsed
+    # a text timestamp, parsed by the one definition the gate's `parses: timestamp` check calls
+    assert "{{ parse_cn_timestamp('rysj') }} as rysj," in sql
     assert "latest_version('source', 'zyh', 'czsj')" in sql
     assert "published_rows('raw_yyb', 'zy_brry', 'zyh')" in sql
 

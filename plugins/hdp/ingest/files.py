@@ -157,29 +157,62 @@ def batch_run_id(run_id: str, file_name: str, sha256: str) -> str:
     return f"{run_id}:{file_name}:{sha256[:12]}"
 
 
+# byte-order marks, longest first (UTF-32 LE's begins with UTF-16 LE's)
+BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "utf-32", "UTF-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig", "UTF-8"),
+    (b"\xfe\xff", "utf-16", "UTF-16"),
+    (b"\xff\xfe", "utf-16", "UTF-16"),
+)
+
+
 def detect_encoding(data: bytes) -> str:
-    """utf-8-sig when the file starts with a BOM, else strict UTF-8, else strict GBK."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
+    """The codec of a file: the one its byte-order mark names (UTF-8, UTF-16 or UTF-32, as
+    Excel's "Unicode text" writes UTF-16), else strict UTF-8, else strict GBK. A file without a
+    BOM holding NUL bytes is UTF-16/UTF-32 of unknown byte order (no CSV text holds NUL, and
+    such bytes would pass as UTF-8): refused, naming UTF-16."""
+    for bom, codec, name in BOMS:
+        if data.startswith(bom):
+            try:
+                data.decode(codec)
+            except UnicodeDecodeError:
+                raise UnicodeError(
+                    f"starts with a {name} byte-order mark but is not {name}"
+                ) from None
+            return codec
+    if b"\x00" in data:
+        raise UnicodeError(
+            "NUL bytes and no byte-order mark: UTF-16 or UTF-32 of unknown byte order; "
+            "ask for UTF-8, GBK, or UTF-16 with its byte-order mark"
+        )
     for encoding in ("utf-8", "gbk"):
         try:
             data.decode(encoding)
         except UnicodeDecodeError:
             continue
         return encoding
-    raise UnicodeError("neither UTF-8 (with or without BOM) nor GBK")
+    raise UnicodeError("neither UTF-8 (with or without BOM) nor GBK, nor UTF-16/UTF-32 with a BOM")
 
 
-def _done_status(cur, source: str, sha256: str) -> tuple[str | None, str | None]:
-    """(status, run id) of the batch that last loaded this content, if any."""
+def _done_status(cur, source: str, sha256: str) -> tuple[str | None, str | None, str | None]:
+    """(status, run id, file name) of the batch that last loaded this content, if any."""
     cur.execute(
-        "select b.status, b.run_id from audit.file_load as f "
+        "select b.status, b.run_id, f.file_name from audit.file_load as f "
         "left join audit.load_batch as b on b.batch_id = f.batch_id "
         "where f.source = %s and f.sha256 = %s and f.status = 'loaded'",
         (source, sha256),
     )
     row = cur.fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    return (row[0], row[1], row[2]) if row else (None, None, None)
+
+
+def _skipped(name: str, loaded_as: str | None) -> str:
+    """How a skip is logged: the file's name and, when it differs, the name the same bytes were
+    loaded under (a re-send under another name shows as one)."""
+    if loaded_as and loaded_as != name:
+        return f"the same bytes as {loaded_as}, loaded before"
+    return "already loaded"
 
 
 def list_new_files(wh, manifest: SourceManifest, folder: Path | None = None) -> list[Path]:
@@ -198,9 +231,17 @@ def list_new_files(wh, manifest: SourceManifest, folder: Path | None = None) -> 
             except FileRefused:
                 new.append(path)
                 continue
-            status, _ = _done_status(cur, manifest.source, digest)
+            status, _, loaded_as = _done_status(cur, manifest.source, digest)
             if status not in DONE:
                 new.append(path)
+            elif loaded_as != path.name:
+                log.info(
+                    "%s file %s: %s (batch %s), skipped",
+                    manifest.source,
+                    path.name,
+                    _skipped(path.name, loaded_as),
+                    status,
+                )
     wh.rollback()
     return new
 
@@ -221,14 +262,17 @@ def parse_lines(text: str, columns: tuple[str, ...]) -> tuple[list[list[str | No
     if lines and lines[-1] == "":
         lines.pop()  # the final line break
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    if not lines:
-        raise FileRefused("the file is empty: no header line")
+    if not any(line.strip() for line in lines):
+        raise FileRefused("blank file: no header line and no rows")
     try:
         header = [c.strip() for c in next(csv.reader([lines[0]]))]
     except csv.Error:
         header = []
     if header != list(columns):
         raise FileRefused(header_mismatch(header, columns))
+    if not any(line.strip() for line in lines[1:]):
+        # not a 0-row batch: an export that lost its rows would publish as "nothing happened"
+        raise FileRefused("header only, no rows: the header matches but no data line follows")
     rows: list[list[str | None]] = []
     malformed = 0
     width = len(columns)
@@ -250,6 +294,15 @@ def parse_lines(text: str, columns: tuple[str, ...]) -> tuple[list[list[str | No
 def header_mismatch(header: list[str], columns: tuple[str, ...]) -> str:
     """Why a header is not the manifest's, naming only the manifest's columns and positions:
     the header line is file content (a secret, if the file is not what its name says)."""
+    if len(header) == len(columns) and [h.lower() for h in header] == [c.lower() for c in columns]:
+        differing = [
+            f"{i + 1} ({c})" for i, (h, c) in enumerate(zip(header, columns, strict=True)) if h != c
+        ]
+        return (
+            f"header differs only in case: fields {', '.join(differing)} are spelt in other "
+            f"letter case; expected the {len(columns)} columns {','.join(columns)} exactly "
+            "(a spreadsheet may have changed them: re-export, or have the sender keep the names)"
+        )
     found = f"{len(header)} field{'' if len(header) == 1 else 's'} found"
     expected = f"expected the {len(columns)} columns {','.join(columns)}"
     first = next((i for i, (a, b) in enumerate(zip(header, columns, strict=False)) if a != b), None)
@@ -464,10 +517,10 @@ def ingest_file(
     digest = sha256_of(data)
     where = f"{manifest.source} file {path.name} (sha256 {digest[:12]})"
     with wh.cursor() as cur:
-        status, done_run = _done_status(cur, manifest.source, digest)
+        status, done_run, loaded_as = _done_status(cur, manifest.source, digest)
     wh.rollback()
     if status in DONE:
-        log.info("%s: already loaded (batch %s), skipped", where, status)
+        log.info("%s: %s (batch %s), skipped", where, _skipped(path.name, loaded_as), status)
         return FileLoad(manifest.source, path.name, digest, "skipped", None, done_run)
     try:
         encoding = detect_encoding(data)
@@ -484,11 +537,16 @@ def ingest_file(
             cur.execute(
                 "select pg_advisory_xact_lock(hashtext(%s))", (f"{manifest.source}:{digest}",)
             )
-            status, done_run = _done_status(cur, manifest.source, digest)
+            status, done_run, loaded_as = _done_status(cur, manifest.source, digest)
             same_run = (done_run or "").startswith(f"{run_id}:") and done_run != run_key
             if status in DONE or (status == "loaded" and same_run):
                 wh.rollback()
-                log.info("%s: loaded meanwhile (batch %s), skipped", where, status)
+                log.info(
+                    "%s: loaded meanwhile (%s, batch %s), skipped",
+                    where,
+                    _skipped(path.name, loaded_as),
+                    status,
+                )
                 return FileLoad(manifest.source, path.name, digest, "skipped", None, done_run)
             batch_id = _write_batch(
                 cur, manifest, spec, path.name, run_key, digest, rows, encoding, malformed, started

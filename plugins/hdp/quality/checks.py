@@ -19,6 +19,9 @@ LEVELS = ("row", "batch")
 CATEGORIES = ("conformance", "completeness", "plausibility")
 SEVERITIES = {"row": ("quarantine", "warn"), "batch": ("block", "warn")}
 CUSTOM_BATCH_CHECKS = ("volume.vs_recent",)  # computed by hdp.quality.gate, not by GX
+# `parses: <type>` on a row check: a non-empty value the warehouse's parser (the one staging's
+# macro calls too) cannot read fails the check. The condition is generated, never typed.
+PARSERS = {"date": "audit.parse_cn_date", "timestamp": "audit.parse_cn_timestamp"}
 
 
 class CatalogueError(ValueError):
@@ -39,6 +42,7 @@ class Check:
     expectation: str | None = None  # batch level: a great_expectations.expectations class
     kwargs: dict[str, Any] = field(default_factory=dict)
     threshold: Any = None
+    parses: str | None = None  # row level: the type a text column must parse as (PARSERS)
 
     @property
     def blocking(self) -> bool:
@@ -66,7 +70,11 @@ def _check(entry: dict[str, Any], where: str) -> Check:
         raise CatalogueError(
             f"{where}: check {cid}: a {level}-level severity is one of {SEVERITIES[level]}"
         )
-    if level == "row" and not entry.get("fails_when"):
+    parses = entry.get("parses")
+    fails_when = entry.get("fails_when")
+    if parses is not None:
+        fails_when = _parse_failure(entry, where, cid)
+    if level == "row" and not fails_when:
         raise CatalogueError(f"{where}: row-level check {cid} needs fails_when (a SQL condition)")
     if level == "batch" and not entry.get("expectation") and cid not in CUSTOM_BATCH_CHECKS:
         raise CatalogueError(f"{where}: batch-level check {cid} needs an expectation")
@@ -79,11 +87,25 @@ def _check(entry: dict[str, Any], where: str) -> Check:
         means=" ".join(str(entry["means"]).split()),
         fix=" ".join(str(entry["fix"]).split()),
         column=entry.get("column") or (entry.get("kwargs") or {}).get("column"),
-        fails_when=entry.get("fails_when"),
+        fails_when=fails_when,
         expectation=entry.get("expectation"),
         kwargs=dict(entry.get("kwargs") or {}),
         threshold=entry.get("threshold"),
+        parses=parses,
     )
+
+
+def _parse_failure(entry: dict[str, Any], where: str, cid: str) -> str:
+    """The condition of a `parses:` check: the column is not empty and does not parse."""
+    parses, column = entry["parses"], entry.get("column")
+    if entry.get("fails_when"):
+        raise CatalogueError(f"{where}: check {cid}: give parses or fails_when, not both")
+    if parses not in PARSERS:
+        raise CatalogueError(f"{where}: check {cid}: parses must be one of {sorted(PARSERS)}")
+    if entry.get("level") != "row" or not column:
+        raise CatalogueError(f"{where}: check {cid}: parses needs level row and a column")
+    quoted = '"' + str(column).replace('"', '""') + '"'
+    return f"nullif(btrim({quoted}), '') is not null and {PARSERS[parses]}({quoted}) is null"
 
 
 def _entries(path: Path) -> list[Check]:

@@ -321,27 +321,6 @@ create table if not exists audit.freshness_check (
 );
 
 -- Helpers the row-level checks call (SQL conditions in expectations/<source>.yml).
--- Dates as HIS front ends write them: 1980-01-02, 1980/1/2, 1980.1.2, 19800102; else null.
-create or replace function audit.parse_cn_date(value text) returns date
--- an EXCEPTION block (a subtransaction) makes a function parallel unsafe (PostgreSQL docs, 15.4)
-language plpgsql immutable parallel unsafe
-as $$
-declare
-    t text := btrim(value);
-    parts text[];
-begin
-    if t ~ '^[0-9]{8}$' then
-        return make_date(substr(t, 1, 4)::int, substr(t, 5, 2)::int, substr(t, 7, 2)::int);
-    elsif t ~ '^[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}$' then
-        parts := regexp_split_to_array(t, '[-/.]');
-        return make_date(parts[1]::int, parts[2]::int, parts[3]::int);
-    end if;
-    return null;
-exception when others then
-    return null;
-end
-$$;
-
 -- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their half-width
 -- forms, as typed by Chinese input methods (the no-break space U+00A0 is not translated: the
 -- last character of the first list is a plain space, as in the macro). The one definition:
@@ -355,6 +334,129 @@ return translate(
     '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~  '
 );
 
+-- Dates as HIS front ends and exports write them: 1980-01-02, 1980/1/2, 1980.1.2, 19800102
+-- (one separator throughout), full-width digits, and a weekday after the date ('2018-01-01
+-- 星期一', '周一', '(周一)', 'Mon', 'Monday'); impossible calendar dates ('2018-02-29') and
+-- anything else give null. The one definition: the gate's generated `parses: date` checks
+-- (hdp.quality.checks) and dbt's macro parse_cn_date() both call it, so a value staging cannot
+-- parse is one the gate quarantined. No EXCEPTION block (make_date() only ever sees a valid
+-- date), so it is parallel safe and costs no subtransaction per row.
+create or replace function audit.cn_date_text(value text) returns text
+language plpgsql immutable parallel safe
+as $$
+declare
+    t text := btrim(value);
+begin
+    if t !~ '^[0-9]{4}[-/.]?[0-9]{1,2}[-/.]?[0-9]{1,2}$' then
+        -- the rare forms (full-width, a weekday) pay for normalising
+        t := regexp_replace(
+            upper(btrim(audit.to_halfwidth(t))), audit.cn_weekday_pattern(), ''
+        );
+    end if;
+    return t;
+end
+$$;
+
+-- A weekday written after a date, as a trailing pattern (group 1 is the weekday's name).
+create or replace function audit.cn_weekday_pattern() returns text
+language sql immutable parallel safe
+return '[[:space:],]*[(]?(星期[一二三四五六日天]|周[一二三四五六日天]|MON(DAY)?|TUE(S|SDAY)?|'
+    'WED(NESDAY)?|THU(RS?|RSDAY)?|FRI(DAY)?|SAT(URDAY)?|SUN(DAY)?)[.]?[)]?$';
+
+create or replace function audit.parse_cn_date(value text) returns date
+language plpgsql immutable parallel safe
+as $$
+declare
+    t text := audit.cn_date_text(value);
+    y int;
+    m int;
+    d int;
+begin
+    if t ~ '^[0-9]{8}$' then
+        y := substr(t, 1, 4); m := substr(t, 5, 2); d := substr(t, 7, 2);
+    elsif t ~ '^[0-9]{4}([-/.])[0-9]{1,2}\1[0-9]{1,2}$' then
+        t := translate(t, '/.', '--');
+        y := split_part(t, '-', 1); m := split_part(t, '-', 2); d := split_part(t, '-', 3);
+    else
+        return null;
+    end if;
+    if y < 1 or m not between 1 and 12 or d < 1 then
+        return null;
+    end if;
+    if d > extract(day from make_date(y, m, 1) + interval '1 month - 1 day') then
+        return null;
+    end if;
+    return make_date(y, m, d);
+end
+$$;
+
+-- A date and time typed as text, as HIS front ends and exports write them: '2024-01-02
+-- 08:30:05', '2024/1/2 8:30', '2024-01-02T08:30', '20240102083005', '202401020830', a date
+-- alone (midnight), full-width digits, a weekday after the date ('2024-01-05 星期五 09:30').
+-- The date part is audit.parse_cn_date's (one definition of the date formats); the time must
+-- be H:MM or H:MM:SS within the day; anything else, and impossible dates, give null. The one
+-- definition: the gate's `parses: timestamp` checks and dbt's macro parse_cn_timestamp().
+create or replace function audit.parse_cn_timestamp(value text) returns timestamp
+language plpgsql immutable parallel safe
+as $$
+declare
+    -- one space between date and time: 'T' and runs of white space become ' '
+    t text := regexp_replace(
+        regexp_replace(btrim(audit.to_halfwidth(value)), '^([0-9/.-]+)T', '\1 '), '\s+', ' ', 'g'
+    );
+    date_text text := t;
+    time_text text;
+    day date;
+begin
+    if t ~ '^[0-9]{14}$' then
+        date_text := left(t, 8);
+        time_text := substr(t, 9, 2) || ':' || substr(t, 11, 2) || ':' || substr(t, 13, 2);
+    elsif t ~ '^[0-9]{12}$' then
+        date_text := left(t, 8);
+        time_text := substr(t, 9, 2) || ':' || substr(t, 11, 2);
+    elsif t ~ ' [0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2})?$' then
+        time_text := substring(t from ' ([0-9:]+)$');
+        date_text := left(t, length(t) - length(time_text) - 1);
+    end if;
+    day := audit.parse_cn_date(date_text);
+    if day is null then
+        return null;
+    elsif time_text is null then
+        return day::timestamp;
+    elsif time_text ~ '^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$' then
+        return day + time_text::interval;
+    end if;
+    return null;
+end
+$$;
+
+-- The ISO weekday (1 = Monday .. 7 = Sunday) a date's text names after the date; null when it
+-- names none. audit.parse_cn_date() ignores it; the gate's weekday checks compare the two.
+create or replace function audit.cn_date_weekday(value text) returns int
+language sql immutable parallel safe
+return case
+    when btrim(value) ~ '^[0-9]{4}[-/.]?[0-9]{1,2}[-/.]?[0-9]{1,2}$' then null
+    else (
+        select case
+            when w ~ '^(星期|周)' then least(strpos('一二三四五六日天', right(w, 1)), 7)
+            else (strpos('MONTUEWEDTHUFRISATSUN', left(w, 3)) + 2) / 3
+        end
+        from (
+            select (regexp_match(upper(btrim(audit.to_halfwidth(value))),
+                audit.cn_weekday_pattern()))[1] as w
+        ) as named
+    )
+end;
+
+-- True when a date's text names a weekday the date does not fall on ('2018-01-01 星期五':
+-- 2018-01-01 was a Monday); false or null otherwise.
+create or replace function audit.cn_date_weekday_contradicts(value text) returns boolean
+language sql immutable parallel safe
+return audit.cn_date_weekday(value)
+    is distinct from extract(isodow from audit.parse_cn_date(value))
+    and audit.cn_date_weekday(value) is not null
+    and audit.parse_cn_date(value) is not null;
+
 -- A resident identity card number in canonical form: half-width, no white space, upper-case
 -- 'X'; '' as null. The gate's check and dbt's staging (macro normalize_cn_id_card) both call it.
 create or replace function audit.normalize_cn_id_card(value text) returns text
@@ -367,8 +469,9 @@ return nullif(upper(regexp_replace(audit.to_halfwidth(value), '\s+', '', 'g')), 
 -- his.patients.id_card_checksum and dbt's macro is_valid_cn_id_card() call it, so a number
 -- staging accepts never fails the gate's check.
 create or replace function audit.is_valid_cn_id_card(value text) returns boolean
--- parallel unsafe: it calls audit.parse_cn_date (an EXCEPTION block); a large staging scan
--- would otherwise plan it in parallel workers and fail
+-- parallel unsafe: it was labelled so when audit.parse_cn_date had an EXCEPTION block (which
+-- fails in parallel workers); the parser has none now, the label is kept until a parallel
+-- plan of staging is measured
 language plpgsql immutable parallel unsafe
 as $$
 declare

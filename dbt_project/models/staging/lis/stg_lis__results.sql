@@ -91,14 +91,9 @@ renamed as (
         unit_text as unit_as_delivered,
         nullif(btrim(reference_range), '') as reference_range,
         upper(nullif(btrim(abnormal_flag), '')) as abnormal_flag,
-        case
-            when btrim(collected_at) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$'
-                then btrim(collected_at)::timestamp
-        end as collected_at,
-        case
-            when btrim(reported_at) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$'
-                then btrim(reported_at)::timestamp
-        end as reported_at,
+        -- a time that does not parse was quarantined by the gate (lis.results.*_parses)
+        {{ parse_cn_timestamp('collected_at') }} as collected_at,
+        {{ parse_cn_timestamp('reported_at') }} as reported_at,
         _source as data_source,
         _file_name as source_file_name,
         _extracted_at,
