@@ -267,6 +267,8 @@ MODULE_TIERS: dict[str, str] = {
     "test_notify": "unit",
     "test_scaffold_inference": "unit",
     "test_extract": "integration",
+    "test_extract_watermarks": "integration",
+    "test_watermark": "unit",
     "test_hospital_b": "integration",
     "test_identifier_scan": "integration",
     "test_identifiers_k": "integration",

@@ -89,6 +89,7 @@ def _gate(lg, wh, batch_id: int):
         source="lis",
         table="results",
         primary_key=["result_id"],
+        watermark=MANIFEST.table("results").watermark,
     )
 
 

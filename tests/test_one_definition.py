@@ -143,6 +143,7 @@ def _load_gate_publish(platform, manifest, expectations: Path, drops: Path):
                     source=manifest.source,
                     table=spec.name,
                     primary_key=list(spec.primary_key),
+                    watermark=spec.watermark,
                 )
             )
         published = publish_files(wh, manifest=manifest, run_id="run-1")
@@ -311,6 +312,7 @@ def test_a_full_width_card_number_passes_the_gate_as_staging_accepts_it(platform
         source="his",
         table="patients",
         primary_key=["patient_id"],
+        watermark=manifest.table("patients").watermark,
     )
     publish_run(wh, source="his", run_id="run-1", tables=["patients"])
     src.close()

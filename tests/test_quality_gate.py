@@ -103,6 +103,7 @@ def test_lost_rows_fail_reconciliation_with_the_source(generated):
             source="his",
             table="patients",
             primary_key=["patient_id"],
+            watermark=manifest.table("patients").watermark,
         )
     src.close()
     wh.close()

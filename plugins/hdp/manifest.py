@@ -1,8 +1,9 @@
 """Source manifests (dags/sources/<source>.yml): every source and table, in one place.
 
 A source is a database (`kind: database`, the default: `conn_id`, `schema`, a watermark per
-table) or a folder of file drops (`kind: files`: `drop_dir`, `pattern`, and each table's
-expected `columns`, the file header; hdp.ingest.files).
+table, whose kind its source type decides: hdp.ingest.watermark; `time_zone` of naive
+timestamps, per source or per table) or a folder of file drops (`kind: files`: `drop_dir`,
+`pattern`, and each table's expected `columns`, the file header; hdp.ingest.files).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from hdp.config import REPO_ROOT
+from hdp.ingest.watermark import WatermarkError, zone
 
 MANIFEST_DIR = REPO_ROOT / "dags" / "sources"
 # what `python -m hdp source new` writes where the catalogue could not decide (a table without
@@ -26,6 +28,9 @@ class TableSpec:
     primary_key: tuple[str, ...]
     watermark: str
     columns: tuple[str, ...] = ()  # file sources: the expected header, in order
+    # databases: the IANA zone of a naive timestamp watermark's wall-clock time (the table's
+    # `time_zone`, else the source's); None: compared and stored as the source has it
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class SourceManifest:
     # databases: each run re-reads this far behind the last published watermark, so a row
     # whose source transaction committed late (after a later-stamped row was extracted) arrives
     lookback_minutes: float = 60.0
+    # databases, integer watermarks: each run re-reads this many numbers behind the last one
+    lookback_ids: int = 0
 
     @property
     def raw_schema(self) -> str:
@@ -69,11 +76,13 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
             primary_key=tuple(t["primary_key"]),
             watermark=t.get("watermark", "updated_at" if kind == "database" else ""),
             columns=tuple(t.get("columns") or ()),
+            time_zone=t.get("time_zone", data.get("time_zone")),
         )
         for t in data["tables"]
     )
     for spec in tables:
         _refuse_todo(path, spec, kind)
+        _refuse_unknown_zone(path, spec)
     return SourceManifest(
         source=data["source"],
         description=data.get("description", ""),
@@ -88,7 +97,17 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         drop_dir=data.get("drop_dir", f"drops/{data['source']}") if kind == "files" else None,
         pattern=data.get("pattern", "*.csv") if kind == "files" else None,
         lookback_minutes=float(data.get("lookback_minutes", 60)),
+        lookback_ids=int(data.get("lookback_ids", 0)),
     )
+
+
+def _refuse_unknown_zone(path: Path, spec: TableSpec) -> None:
+    """A time zone that is not an IANA name is refused when the manifest is read."""
+    if spec.time_zone is not None:
+        try:
+            zone(spec.time_zone, f"{path.name} (table {spec.name})")
+        except WatermarkError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _refuse_todo(path: Path, spec: TableSpec, kind: str) -> None:
@@ -101,7 +120,7 @@ def _refuse_todo(path: Path, spec: TableSpec, kind: str) -> None:
     if kind == "database" and spec.watermark in ("", TODO):
         raise ValueError(
             f"{path.name}: table {spec.name}: watermark is not set (a TODO of the scaffold): "
-            "name a timestamp column the source updates on every change"
+            "name a timestamp or integer column the source updates on every change"
         )
 
 

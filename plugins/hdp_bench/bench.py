@@ -229,6 +229,7 @@ class Bench:
                     source="his",
                     table=spec.name,
                     primary_key=list(spec.primary_key),
+                    watermark=spec.watermark,
                 )
                 out["gate_s"][spec.name] = time.perf_counter() - started
             # write-audit-publish: the run's batches become visible (and the next watermark)

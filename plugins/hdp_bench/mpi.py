@@ -209,6 +209,7 @@ def ingest_his(lg, run_id: str) -> None:
                 source="his",
                 table=spec.name,
                 primary_key=list(spec.primary_key),
+                watermark=spec.watermark,
             )
         publish_run(wh, source="his", run_id=run_id, tables=[t.name for t in manifest.tables])
     finally:

@@ -167,9 +167,10 @@ def change_time_rank(column: Column) -> int | None:
 def choose_watermark(table: Table) -> WatermarkChoice:
     """A timestamp column named like a change time; else none, with the reason.
 
-    The extract (hdp.ingest.extract) keeps each batch's watermark interval as timestamps in
-    audit.load_batch and compares the column with them: an integer, a date or a text column
-    cannot be one, and there is no full-reload mode, so those cases leave a TODO."""
+    The extract (hdp.ingest.watermark) also takes an integer the source raises on every change
+    (a change number), but the catalogue cannot tell one from a key that never moves when a
+    row is corrected, and there is no full-reload mode: an integer, a date or a text column
+    leaves a TODO, with a hint when an integer might do."""
     ranked = sorted(
         (rank, i, c)
         for i, c in enumerate(table.columns)
@@ -183,18 +184,20 @@ def choose_watermark(table: Table) -> WatermarkChoice:
         return WatermarkChoice(
             None,
             f"{column.name} looks like a change time but is {column.data_type}: the extract "
-            "needs a timestamp watermark; ask the source to add one (or a view that casts it)",
+            "needs a timestamp or a change number; ask the source to add one (or a view that "
+            "casts it)",
         )
     integers = [c.name for c in table.columns if type_family(c.data_type) == "integer"]
     hint = (
-        f" (integer column {integers[0]} cannot be one: the extract's watermarks are timestamps)"
+        f" (integer column {integers[0]} will do only if the source raises it on every insert "
+        "and update, or the table is append-only)"
         if integers
         else ""
     )
     return WatermarkChoice(
         None,
-        "no change-time column: the extract needs a timestamp watermark and has no full "
-        f"reload{hint}; ask the source for a last-modified column",
+        "no change-time column: the extract needs a timestamp or a change number and has no "
+        f"full reload{hint}; ask the source for a last-modified column",
     )
 
 

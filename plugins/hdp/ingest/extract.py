@@ -10,6 +10,10 @@ re-read in the window whose version (primary key, watermark) a published batch a
 are not stored again. A rejected or half-finished batch is extracted again rather than skipped.
 One table is extracted by one run at a time: a per-table lock in the warehouse.
 
+The watermark is any column the source raises on every change: a timestamp (naive, or with the
+source's time zone declared in the manifest), a timestamptz or an integer; its type at the
+source decides how it is compared and stored (hdp.ingest.watermark).
+
 Rows travel source → warehouse as a binary COPY through an OS pipe (two threads), never through
 Python objects: memory stays flat whatever the table size.
 """
@@ -30,6 +34,13 @@ from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from hdp.errors import safe_error
+from hdp.ingest.watermark import (
+    StoredWatermark,
+    Watermark,
+    WatermarkError,
+    WatermarkValue,
+    watermark_of,
+)
 from hdp.manifest import SourceManifest, TableSpec
 from hdp.quality.dedup import drop_published_duplicates
 
@@ -81,8 +92,9 @@ class LoadResult:
     table: str
     rows_read: int
     rows_written: int
-    low_watermark: datetime | None
-    high_watermark: datetime | None
+    # in the source's terms: a datetime (aware for timestamptz) or an int (integer watermark)
+    low_watermark: WatermarkValue | None
+    high_watermark: WatermarkValue | None
     duration_s: float
     rows_skipped: int = 0  # re-read in the look-back window, already published: not stored
     already_published: bool = False  # a rerun of a published run: nothing was extracted
@@ -215,12 +227,29 @@ def _try_lock(wh, query: str, key: str) -> bool:
     return done
 
 
-def _published_rerun(wh, manifest: SourceManifest, spec: TableSpec, run_id: str):
+# a batch's watermarks as audit.load_batch holds them (StoredWatermark: kind, at, id, at_tz)
+_STORED = """
+    watermark_kind, low_watermark, low_watermark_id, low_watermark::timestamptz,
+    high_watermark, high_watermark_id, high_watermark::timestamptz
+"""
+
+
+def _stored(row) -> tuple[StoredWatermark, StoredWatermark]:
+    kind, low, low_id, low_tz, high, high_id, high_tz = row
+    return StoredWatermark(kind, low, low_id, low_tz), StoredWatermark(kind, high, high_id, high_tz)
+
+
+def _refused(exc: WatermarkError, manifest: SourceManifest, spec: TableSpec) -> ExtractRefused:
+    return ExtractRefused(f"{_lock_key(manifest, spec)}: {exc}")
+
+
+def _published_rerun(wh, manifest: SourceManifest, spec: TableSpec, run_id: str, wm: Watermark):
     """The batch of this run if it is already published (then immutable), else None."""
     with wh.cursor() as cur:
         cur.execute(
-            "select batch_id, rows_read, rows_written, low_watermark, high_watermark, "
-            "coalesce(rows_skipped, 0) from audit.load_batch "
+            "select batch_id, rows_read, rows_written, coalesce(rows_skipped, 0), "
+            + _STORED
+            + "from audit.load_batch "
             "where source = %s and table_name = %s and run_id = %s and status = 'published'",
             (manifest.source, spec.name, run_id),
         )
@@ -228,7 +257,11 @@ def _published_rerun(wh, manifest: SourceManifest, spec: TableSpec, run_id: str)
     wh.rollback()
     if row is None:
         return None
-    batch_id, rows_read, rows_written, low, high, skipped = row
+    batch_id, rows_read, rows_written, skipped = row[:4]
+    try:
+        low, high = (wm.from_audit(s) for s in _stored(row[4:]))
+    except WatermarkError:  # stored under another kind: nothing is extracted, only reported
+        low = high = None
     log.info(
         "%s batch %s of run %s is already published: a published batch is immutable, so "
         "nothing is extracted again. Rows changed since arrive with the next run.",
@@ -278,28 +311,35 @@ def _open_batch(
     return None if row is None else (row[0], row[1])
 
 
-def _interval(wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_retry: bool, src):
-    """(low, high] watermark interval of the batch: stored on first extraction, then reused."""
+def _interval(
+    wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_retry: bool, src, wm
+) -> tuple[WatermarkValue | None, WatermarkValue | None]:
+    """(low, high] watermark interval of the batch, in the source's terms: stored on first
+    extraction, then reused."""
     with wh.cursor() as cur:
-        cur.execute(
-            "select low_watermark, high_watermark from audit.load_batch where batch_id = %s",
-            (batch_id,),
-        )
-        low, high = cur.fetchone()
+        cur.execute("select " + _STORED + "from audit.load_batch where batch_id = %s", (batch_id,))
+        low, high = (wm.from_audit(s) for s in _stored(cur.fetchone()))
         if is_retry and high is not None:
             return low, high
+        # one maximum per kind stored: each is read in this watermark's terms (batches of
+        # before this column's kind was recorded, or before its time zone was declared)
         cur.execute(
             """
-            select max(high_watermark) from audit.load_batch
+            select watermark_kind, max(high_watermark), max(high_watermark_id),
+                max(high_watermark)::timestamptz
+            from audit.load_batch
             where source = %s and table_name = %s and status = 'published'
+            group by watermark_kind
             """,
             (manifest.source, spec.name),
         )
-        low = cur.fetchone()[0]
+        published = [wm.from_audit(StoredWatermark(*row)) for row in cur.fetchall()]
+    published = [v for v in published if v is not None]
+    low = max(published) if published else None
     if low is not None:
         # re-read a window behind the watermark: a row whose source transaction committed
         # after a later-stamped row was extracted is stamped below the published watermark
-        low -= lookback(manifest)
+        low = wm.back(low, lookback(manifest), manifest.lookback_ids)
     with src.cursor() as cur:
         cur.execute(
             sql.SQL("select max({}) from {}.{}").format(
@@ -309,21 +349,34 @@ def _interval(wh, manifest: SourceManifest, spec: TableSpec, batch_id: int, is_r
             )
         )
         high = cur.fetchone()[0]
-    if high is None or (low is not None and high < low):
+    if high is not None:
+        high = wm.check(high)
+    if high is None or (low is not None and wm.later(low, high)):
         high = low
     # Fix the interval now: a retry after a crash mid-copy extracts exactly the same rows.
     with wh.cursor() as cur:
         cur.execute(
-            "update audit.load_batch set low_watermark = %s, high_watermark = %s "
-            "where batch_id = %s",
-            (low, high, batch_id),
+            "update audit.load_batch set " + _SET_INTERVAL + " where batch_id = %s",
+            (*_interval_params(wm, low, high), batch_id),
         )
     wh.commit()
     return low, high
 
 
+_SET_INTERVAL = (
+    "watermark_kind = %s, low_watermark = %s, high_watermark = %s, "
+    "low_watermark_id = %s, high_watermark_id = %s"
+)
+
+
+def _interval_params(wm: Watermark, low, high) -> tuple:
+    """The values of _SET_INTERVAL: the interval as audit.load_batch stores it."""
+    lo, hi = wm.to_audit(low), wm.to_audit(high)
+    return wm.kind.value, lo.at, hi.at, lo.id, hi.id
+
+
 def _where(
-    spec: TableSpec, low: datetime | None, high: datetime | None
+    spec: TableSpec, low: WatermarkValue | None, high: WatermarkValue | None
 ) -> tuple[sql.Composed, list]:
     wm = sql.Identifier(spec.watermark)
     if high is None:  # empty source table
@@ -378,23 +431,45 @@ def extract_table(src, wh, manifest: SourceManifest, table: str, run_id: str) ->
     spec = manifest.table(table)
     columns = source_columns(src, manifest.schema, spec.name)
     src.rollback()
+    wm = table_watermark(manifest, spec, columns)
     with table_lock(wh, manifest, spec):
-        done = _published_rerun(wh, manifest, spec, run_id)
+        done = _published_rerun(wh, manifest, spec, run_id, wm)
         if done is not None:
             return done
         ensure_raw_table(
             wh, manifest.raw_schema, spec.name, columns, f"{manifest.schema}.{spec.name}"
         )
         wh.commit()
-        return _load(src, wh, manifest, spec, columns, run_id)
+        return _load(src, wh, manifest, spec, columns, run_id, wm)
 
 
-def _load(src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: str) -> LoadResult:
+def table_watermark(
+    manifest: SourceManifest, spec: TableSpec, columns: list[tuple[str, str]]
+) -> Watermark:
+    """The table's watermark, of the kind its source column's type makes it; refused (no
+    retry) when the manifest names a column the table lacks or one of another type."""
+    where = f"{manifest.schema}.{spec.name}"
+    types = dict(columns)
+    if spec.watermark not in types:
+        raise ExtractRefused(
+            f"{manifest.source}.{spec.name}: the manifest's watermark {spec.watermark} is not a "
+            f"column of {where}: name the column the source raises on every change "
+            f"(dags/sources/{manifest.source}.yml)"
+        )
+    try:
+        return watermark_of(spec.watermark, types[spec.watermark], spec.time_zone, where)
+    except WatermarkError as exc:
+        raise _refused(exc, manifest, spec) from None
+
+
+def _load(
+    src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: str, wm: Watermark
+) -> LoadResult:
     """The batch's COPY and its audit record, under the table's lock."""
     started = time.monotonic()
     opened = _open_batch(wh, manifest, spec, run_id)
     if opened is None:  # published between the check and now (publish takes no table lock)
-        return _published_rerun(wh, manifest, spec, run_id)
+        return _published_rerun(wh, manifest, spec, run_id, wm)
     batch_id, is_retry = opened
     extracted_at = datetime.now(UTC)
     try:
@@ -402,7 +477,10 @@ def _load(src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: s
         # between can fall into this batch's interval unseen.
         src.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
         src.set_session(readonly=True)
-        low, high = _interval(wh, manifest, spec, batch_id, is_retry, src)
+        try:
+            low, high = _interval(wh, manifest, spec, batch_id, is_retry, src, wm)
+        except WatermarkError as exc:
+            raise _refused(exc, manifest, spec) from None
         where, params = _where(spec, low, high)
         target = sql.Identifier(manifest.schema), sql.Identifier(spec.name)
         with src.cursor() as cur:
@@ -435,13 +513,18 @@ def _load(src, wh, manifest: SourceManifest, spec: TableSpec, columns, run_id: s
         duration = time.monotonic() - started
         with wh.cursor() as cur:
             cur.execute(
-                """
-                update audit.load_batch
-                set status = 'loaded', low_watermark = %s, high_watermark = %s, rows_read = %s,
-                    rows_written = %s, rows_skipped = %s, finished_at = now(), duration_s = %s
-                where batch_id = %s
-                """,
-                (low, high, rows_read, rows_written, skipped, duration, batch_id),
+                "update audit.load_batch set status = 'loaded', "
+                + _SET_INTERVAL
+                + ", rows_read = %s, rows_written = %s, rows_skipped = %s, finished_at = now(), "
+                "duration_s = %s where batch_id = %s",
+                (
+                    *_interval_params(wm, low, high),
+                    rows_read,
+                    rows_written,
+                    skipped,
+                    duration,
+                    batch_id,
+                ),
             )
         wh.commit()
         # fresh statistics: without them the planner guesses 1 row and dbt's joins go quadratic

@@ -15,7 +15,8 @@ def drop_published_duplicates(cur, manifest: SourceManifest, spec: TableSpec, ba
     """Delete the batch's rows whose version (primary key, watermark value) a published batch
     of the table already holds: rows re-read in the look-back window, or loaded as well by a
     run that overlapped this one. Only published batches whose interval reaches this batch's
-    are compared (the BRIN index on _batch_id finds their rows). Returns the rows deleted."""
+    (a timestamp or an integer watermark: hdp.ingest.watermark) are compared (the BRIN index on
+    _batch_id finds their rows). Returns the rows deleted."""
     cur.execute(
         """
         select coalesce(array_agg(p.batch_id), '{}')
@@ -23,7 +24,11 @@ def drop_published_duplicates(cur, manifest: SourceManifest, spec: TableSpec, ba
         inner join audit.load_batch as p
             on p.source = b.source and p.table_name = b.table_name
         where b.batch_id = %s and p.batch_id <> b.batch_id and p.status = 'published'
-          and (b.low_watermark is null or p.high_watermark > b.low_watermark)
+          and (
+              (b.low_watermark is null and b.low_watermark_id is null)
+              or p.high_watermark > b.low_watermark
+              or p.high_watermark_id > b.low_watermark_id
+          )
         """,
         (batch_id,),
     )

@@ -117,7 +117,7 @@ def _in_quarantine(primary_key: list[str] | tuple[str, ...], alias: str) -> sql.
 
 
 def build_expectations(
-    checks: list[Check], columns: list[str], primary_key: list[str], watermark: str = "updated_at"
+    checks: list[Check], columns: list[str], primary_key: list[str], watermark: str
 ) -> list:
     """GX expectations of the batch-level catalogue entries, each tagged with its check id.
     `watermark`: the table's watermark column in its manifest (the default checks' {watermark})."""
@@ -305,7 +305,8 @@ def volume_check(wh, *, batch_id: int, source: str, table: str, check: Check) ->
     low, high = (check.threshold or [0.2, 5.0])[:2]
     with wh.cursor() as cur:
         cur.execute(
-            "select rows_read, low_watermark is null from audit.load_batch where batch_id = %s",
+            "select rows_read, low_watermark is null and low_watermark_id is null "
+            "from audit.load_batch where batch_id = %s",
             (batch_id,),
         )
         rows, full_load = cur.fetchone()
@@ -315,7 +316,8 @@ def volume_check(wh, *, batch_id: int, source: str, table: str, check: Check) ->
             from (
                 select rows_read from audit.load_batch
                 where source = %s and table_name = %s and batch_id < %s
-                  and low_watermark is not null and status = 'published'
+                  and (low_watermark is not null or low_watermark_id is not null)
+                  and status = 'published'
                 order by batch_id desc limit %s
             ) recent
             """,
@@ -423,7 +425,7 @@ def validate_batch(
     source: str,
     table: str,
     primary_key: list[str],
-    watermark: str = "updated_at",
+    watermark: str,
 ) -> GateResult:
     """Validate raw_<source>.<table> rows of one batch against the checks catalogue: row-level
     checks quarantine or flag rows, batch-level checks (GX, volume) block or warn. Marks the

@@ -261,6 +261,14 @@ alter table audit.load_batch add column if not exists published_at timestamptz;
 -- again. rows_written = rows_read - rows_skipped; the gate reconciles with that.
 alter table audit.load_batch add column if not exists rows_skipped bigint;
 
+-- Watermarks of every kind (issue 16; hdp.ingest.watermark): a timestamp watermark stays in
+-- low/high_watermark (as the source has it; in UTC for a timestamptz or a declared time zone),
+-- an integer one in low/high_watermark_id. watermark_kind: timestamp, timestamptz,
+-- zoned_timestamp or integer; null on batches of before (a timestamp as the source had it).
+alter table audit.load_batch add column if not exists watermark_kind text;
+alter table audit.load_batch add column if not exists low_watermark_id bigint;
+alter table audit.load_batch add column if not exists high_watermark_id bigint;
+
 -- A published batch is immutable (issue 12): a rerun of its run must not reopen it, move its
 -- interval or change its counts (hdp.extract never tries; this holds for any other code too).
 create or replace function audit.keep_published_batch() returns trigger
@@ -269,8 +277,10 @@ set search_path = pg_catalog
 as $$
 begin
     if old.status = 'published'
-        and (new.status, new.low_watermark, new.high_watermark, new.rows_written)
-        is distinct from (old.status, old.low_watermark, old.high_watermark, old.rows_written)
+        and (new.status, new.low_watermark, new.high_watermark, new.rows_written,
+            new.watermark_kind, new.low_watermark_id, new.high_watermark_id)
+        is distinct from (old.status, old.low_watermark, old.high_watermark, old.rows_written,
+            old.watermark_kind, old.low_watermark_id, old.high_watermark_id)
     then
         raise exception 'batch % of %.% (run %) is published: a published batch is immutable',
             old.batch_id, old.source, old.table_name, old.run_id;

@@ -20,7 +20,7 @@ raw_patients as (
 ),
 
 latest_raw as (
-    {{ latest_version('raw_patients', 'patient_id') }}
+    {{ latest_version('raw_patients', 'patient_id', 'updated_at') }}
 ),
 
 phones as (

@@ -26,7 +26,7 @@ versioned as (
 ),
 
 latest_raw as (
-    {{ latest_version('versioned', 'brid') }}
+    {{ latest_version('versioned', 'brid', 'xgsj') }}
 ),
 
 phones as (

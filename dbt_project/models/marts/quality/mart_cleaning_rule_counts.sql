@@ -8,6 +8,8 @@
 -- row per rule and dbt build: appended, so reviewers see the effect of cleaning over time.
 -- Counts only: no value leaves the landing schema. The run summary and the Data quality page
 -- read the latest build (the loader may read this one mart for that page).
+{#- the watermark of the HIS tables below in dags/sources/his.yml -#}
+{% set watermark = 'updated_at' %}
 {% set rules = [
     ('his.patients.name.halfwidth', 'patients', 'patient_id',
         'name', to_halfwidth('name')),
@@ -47,7 +49,7 @@ counted as (
             count(*) filter (
                 where ({{ before }})::text is distinct from ({{ after }})::text
             ) as values_changed
-        from ({{ latest_version(published, key) }}) as latest_rows
+        from ({{ latest_version(published, key, watermark) }}) as latest_rows
         {%- if not loop.last %}
             union all
         {%- endif %}

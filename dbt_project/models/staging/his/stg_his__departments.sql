@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'dept_code') }}
+    {{ latest_version('source', 'dept_code', 'updated_at') }}
 ),
 
 renamed as (

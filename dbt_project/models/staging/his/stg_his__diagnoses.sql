@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'diagnosis_id') }}
+    {{ latest_version('source', 'diagnosis_id', 'updated_at') }}
 ),
 
 coded as (

@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'doctor_id') }}
+    {{ latest_version('source', 'doctor_id', 'updated_at') }}
 ),
 
 renamed as (

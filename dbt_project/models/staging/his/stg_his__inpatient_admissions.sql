@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'admission_id') }}
+    {{ latest_version('source', 'admission_id', 'updated_at') }}
 ),
 
 renamed as (

@@ -7,7 +7,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'patient_id') }}
+    {{ latest_version('source', 'patient_id', 'updated_at') }}
 ),
 
 cleaned as (

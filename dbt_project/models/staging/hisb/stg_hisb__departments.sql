@@ -12,7 +12,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'ksdm') }}
+    {{ latest_version('versioned', 'ksdm', 'gxsj') }}
 ),
 
 renamed as (

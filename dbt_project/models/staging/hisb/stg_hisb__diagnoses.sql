@@ -15,7 +15,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'zdxh') }}
+    {{ latest_version('versioned', 'zdxh', 'czsj') }}
 ),
 
 renamed as (

@@ -12,7 +12,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'ysdm') }}
+    {{ latest_version('versioned', 'ysdm', 'gxsj') }}
 ),
 
 renamed as (

@@ -13,7 +13,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'ypdm') }}
+    {{ latest_version('versioned', 'ypdm', 'gxsj') }}
 ),
 
 renamed as (

@@ -14,7 +14,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'zyh') }}
+    {{ latest_version('versioned', 'zyh', 'xgsj') }}
 ),
 
 renamed as (

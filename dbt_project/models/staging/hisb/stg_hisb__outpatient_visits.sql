@@ -14,7 +14,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'ghxh') }}
+    {{ latest_version('versioned', 'ghxh', 'czsj') }}
 ),
 
 renamed as (

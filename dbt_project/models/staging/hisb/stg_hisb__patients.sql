@@ -15,7 +15,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'brid') }}
+    {{ latest_version('versioned', 'brid', 'xgsj') }}
 ),
 
 cleaned as (

@@ -13,7 +13,7 @@ versioned as (
 ),
 
 latest as (
-    {{ latest_version('versioned', 'mxxh') }}
+    {{ latest_version('versioned', 'mxxh', 'czsj') }}
 ),
 
 renamed as (

@@ -9,7 +9,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'dispense_id') }}
+    {{ latest_version('source', 'dispense_id', 'updated_at') }}
 ),
 
 grouped as (

@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'price_id') }}
+    {{ latest_version('source', 'price_id', 'updated_at') }}
 ),
 
 renamed as (

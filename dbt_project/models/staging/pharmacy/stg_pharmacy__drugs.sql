@@ -10,7 +10,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'drug_code') }}
+    {{ latest_version('source', 'drug_code', 'updated_at') }}
 ),
 
 typed as (

@@ -7,7 +7,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'line_id') }}
+    {{ latest_version('source', 'line_id', 'updated_at') }}
 ),
 
 renamed as (

@@ -7,7 +7,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'prescription_id') }}
+    {{ latest_version('source', 'prescription_id', 'updated_at') }}
 ),
 
 renamed as (

@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'snapshot_id') }}
+    {{ latest_version('source', 'snapshot_id', 'updated_at') }}
 ),
 
 renamed as (

@@ -5,7 +5,7 @@ source as (
 ),
 
 latest as (
-    {{ latest_version('source', 'supplier_code') }}
+    {{ latest_version('source', 'supplier_code', 'updated_at') }}
 ),
 
 renamed as (
