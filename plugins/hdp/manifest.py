@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from hdp.config import REPO_ROOT
-from hdp.ingest.watermark import WatermarkError, zone
 
 MANIFEST_DIR = REPO_ROOT / "dags" / "sources"
 # what `python -m hdp source new` writes where the catalogue could not decide (a table without
@@ -101,13 +101,21 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
     )
 
 
+def time_zone_info(name: str, where: str) -> ZoneInfo:
+    """The IANA time zone `name`, or a ValueError naming `where` it was declared."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{where}: time zone {name!r} is not an IANA time zone name: write one such as "
+            "Asia/Shanghai or UTC (abbreviations like CST are ambiguous)"
+        ) from None
+
+
 def _refuse_unknown_zone(path: Path, spec: TableSpec) -> None:
     """A time zone that is not an IANA name is refused when the manifest is read."""
     if spec.time_zone is not None:
-        try:
-            zone(spec.time_zone, f"{path.name} (table {spec.name})")
-        except WatermarkError as exc:
-            raise ValueError(str(exc)) from None
+        time_zone_info(spec.time_zone, f"{path.name} (table {spec.name})")
 
 
 def _refuse_todo(path: Path, spec: TableSpec, kind: str) -> None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from hdp.manifest import time_zone_info
 
 WatermarkValue = datetime | int
 
@@ -57,12 +59,9 @@ class StoredWatermark:
 def zone(name: str, where: str) -> ZoneInfo:
     """The IANA time zone `name`, or a refusal naming `where` it was declared."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise WatermarkError(
-            f"{where}: time zone {name!r} is not an IANA time zone name: write one such as "
-            "Asia/Shanghai or UTC (abbreviations like CST are ambiguous)"
-        ) from None
+        return time_zone_info(name, where)
+    except ValueError as exc:
+        raise WatermarkError(str(exc)) from None
 
 
 def watermark_of(column: str, sql_type: str, time_zone: str | None, where: str) -> Watermark:
