@@ -151,12 +151,7 @@ def test_dag_runs_build_the_star_and_a_bad_batch_is_blocked(airflow_env):
 
 
 def _complete_builds(lg) -> list:
-    wh = connect(lg.warehouse)
-    with wh.cursor() as cur:
-        cur.execute("select build_id, fingerprint from audit.transform_build order by 1")
-        rows = cur.fetchall()
-    wh.close()
-    return rows
+    return _warehouse_rows(lg, "select build_id, fingerprint from audit.transform_build order by 1")
 
 
 def _task_states(lg, dag_id: str, run_like: str) -> list[dict[str, str]]:
@@ -178,12 +173,18 @@ def _task_states(lg, dag_id: str, run_like: str) -> list[dict[str, str]]:
 
 
 def _transformed_at(lg) -> tuple:
+    query = "select min(transformed_at), max(transformed_at) from marts.fct_encounter"
+    return _warehouse_rows(lg, query)[0]
+
+
+def _warehouse_rows(lg, query: str) -> list[tuple]:
     wh = connect(lg.warehouse)
-    with wh.cursor() as cur:
-        cur.execute("select min(transformed_at), max(transformed_at) from marts.fct_encounter")
-        result = cur.fetchone()
-    wh.close()
-    return result
+    try:
+        with wh.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    finally:
+        wh.close()
 
 
 @contextlib.contextmanager

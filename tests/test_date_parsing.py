@@ -110,6 +110,29 @@ def _values_table(cur, column: str, values: list[str]) -> None:
     cur.executemany("insert into delivered values (%s)", [(v,) for v in values])
 
 
+def _assert_one_verdict(wh, column: str, parser: str, check, examples) -> None:
+    """The function audit.<parser> (the gate's), the macro <parser> (staging's) and the gate's
+    generated check agree on every example: the value it parses to, or null and quarantined;
+    an empty value is null and not quarantined."""
+    staged = render_macro(f"{parser}('{column}')")
+    try:
+        with wh.cursor() as cur:
+            _values_table(cur, column, [v for v, _ in examples] + EMPTY)
+            cur.execute(
+                sql.SQL("select {col}, audit.{fn}({col}), ")
+                .format(col=sql.Identifier(column), fn=sql.Identifier(parser))
+                .as_string(cur)
+                + f"{staged}, ({check.fails_when}) from delivered"
+            )
+            got = {v: (fn, macro, bool(q)) for v, fn, macro, q in cur.fetchall()}
+    finally:
+        wh.rollback()
+    for text, expected in examples:
+        assert got[text] == (expected, expected, expected is None), text
+    for text in EMPTY:
+        assert got[text] == (None, None, False), repr(text)
+
+
 def test_the_parser_staging_and_the_gate_agree_on_every_example(warehouse):
     """audit.parse_cn_date (the gate's), the parse_cn_date macro (staging's) and the gate's
     generated check on his.patients.birth_date give one verdict per example."""
@@ -118,22 +141,7 @@ def test_the_parser_staging_and_the_gate_agree_on_every_example(warehouse):
         for c in for_table(load_catalogue(EXPECTATIONS, "his"), "patients")
         if c.column == "birth_date" and c.severity == "quarantine" and c.parses == "date"
     )
-    staged = render_macro("parse_cn_date('birth_date')")
-    wh = warehouse
-    try:
-        with wh.cursor() as cur:
-            _values_table(cur, "birth_date", [v for v, _ in EXAMPLES] + EMPTY)
-            cur.execute(
-                f"select birth_date, audit.parse_cn_date(birth_date), {staged}, "
-                f"({check.fails_when}) from delivered"
-            )
-            got = {v: (fn, macro, bool(q)) for v, fn, macro, q in cur.fetchall()}
-    finally:
-        wh.rollback()
-    for text, expected in EXAMPLES:
-        assert got[text] == (expected, expected, expected is None), text
-    for text in EMPTY:
-        assert got[text] == (None, None, False), repr(text)
+    _assert_one_verdict(warehouse, "birth_date", "parse_cn_date", check, EXAMPLES)
 
 
 def test_a_weekday_that_contradicts_the_date_is_a_named_warning(warehouse):
@@ -250,19 +258,4 @@ def test_times_agree_between_the_parser_staging_and_the_gate(warehouse):
         if c.column == "collected_at" and c.parses == "timestamp"
     )
     assert check.severity == "quarantine"
-    staged = render_macro("parse_cn_timestamp('collected_at')")
-    wh = warehouse
-    try:
-        with wh.cursor() as cur:
-            _values_table(cur, "collected_at", [v for v, _ in TIME_EXAMPLES] + EMPTY)
-            cur.execute(
-                f"select collected_at, audit.parse_cn_timestamp(collected_at), {staged}, "
-                f"({check.fails_when}) from delivered"
-            )
-            got = {v: (fn, macro, bool(q)) for v, fn, macro, q in cur.fetchall()}
-    finally:
-        wh.rollback()
-    for text, expected in TIME_EXAMPLES:
-        assert got[text] == (expected, expected, expected is None), text
-    for text in EMPTY:
-        assert got[text] == (None, None, False), repr(text)
+    _assert_one_verdict(warehouse, "collected_at", "parse_cn_timestamp", check, TIME_EXAMPLES)
