@@ -1,10 +1,11 @@
 """Does the transform have anything to do? What a complete build read, and what it would read now.
 
 A build's inputs are the published batches that hold rows, the quarantined rows released since,
-the dbt project (each model's, seed's and test's checksum in dbt's manifest) and the day (age
-bands and "is active" flags follow the calendar). When all four equal those of the last complete
-build (every model built and tested), a rebuild would give the same tables: the transform skips
-its dbt tasks, and its marts asset is not updated, so nothing downstream runs either.
+the dbt project (each node's and own macro's code and configuration in dbt's manifest) and the
+day (age bands and "is active" flags follow the calendar). When all four equal those of the last
+complete build (every model built and tested), a rebuild would give the same tables: the
+transform skips its dbt tasks, and its marts asset is not updated, so nothing downstream runs
+either.
 """
 
 from __future__ import annotations
