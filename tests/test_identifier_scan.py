@@ -33,6 +33,9 @@ HMAC = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{64}")
 # at 10:00:01.034970 (or HH:00:00.103497) that clock holds a 10-digit MRN of the simulator
 # (0000100000 + patient number), and the server log quotes every such name
 DBT_TMP = re.compile(r"tmp([01]\d|2[0-3])[0-5]\d[0-5]\d\d{6}")
+# a float as Python writes it (17 significant digits) in a logged statement, e.g. duration_s =
+# 0.0033696800001052907: its fraction holds a 10-digit MRN by chance; no identifier is a fraction
+FLOAT_FRACTION = re.compile(r"(?<=\d)\.\d{12,}")
 ADDRESS_TAIL = 5
 
 
@@ -56,6 +59,7 @@ class Identifiers:
 
     def found_in(self, text: str) -> set[str]:
         hits: set[str] = set()
+        text = FLOAT_FRACTION.sub(".", text)
         for run in set(RUN.findall(text)):
             if HMAC.fullmatch(run) or DBT_TMP.fullmatch(run):
                 continue
@@ -162,6 +166,9 @@ def test_the_scan_finds_identifiers_where_they_are(identifiers, pipeline):
     assert identifiers.found_in(f'create temporary table "stg_x__dbt_tmp{clock}"') == set()
     assert identifiers.found_in(f"mrn tmp{clock}7") == {mrn}
     assert identifiers.found_in(f"mrn key{clock}") == {mrn}
+    # a float's long fraction is no identifier; the same digits after a word still are
+    assert identifiers.found_in(f"duration_s = 0.00336968{mrn}907 where") == set()
+    assert identifiers.found_in(f"duration_s = x00336968{mrn}907 where") == {mrn}
 
 
 def _files_to_scan() -> list[Path]:
