@@ -375,7 +375,7 @@ def test_quality_page_reads_through_a_role_that_sees_only_the_audit(api_server, 
     assert users == {f"{lg.quality_reader.user}@hdp"}
     reader = lg.quality_reader
     assert _scalar(reader, "select count(*) from audit.load_batch") > 0
-    for table in ("quality_result", "row_issue", "freshness_check"):
+    for table in ("quality_result", "row_issue", "freshness_check", "refused_file"):
         _scalar(reader, f"select count(*) from audit.{table}")
     for query in (
         "select * from raw_his.patients limit 1",

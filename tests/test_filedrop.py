@@ -348,6 +348,29 @@ def test_changed_header_and_undecodable_files_are_refused(platform, wh, drops, t
     wh.rollback()
     assert _scalar(wh, "select count(*) from raw_lis.results") == 0
     assert _scalar(wh, "select count(*) from audit.load_batch") == 0
+    # the refusals show on the Data quality page, read through the page's own login (which
+    # cannot read audit.file_load), with their reasons and never a byte of the files
+    from hdp.orchestration.quality_app import render
+    from hdp.quality.history import refused_files
+
+    reader = connect(platform.quality_reader)
+    try:
+        shown = refused_files(reader)
+        page = render(reader)
+    finally:
+        reader.close()
+    assert sorted((f.source, f.file_name) for f in shown) == [
+        ("lis", "lis_results_20990101.csv"),
+        ("lis", "lis_results_20990102.csv"),
+    ]
+    reasons = {f.file_name: f.reason or "" for f in shown}
+    assert "schema drift" in reasons["lis_results_20990101.csv"]
+    assert "nor GBK" in reasons["lis_results_20990102.csv"]
+    section = page.split("<h2>Refused files", 1)[1].split("<h2>", 1)[0]
+    assert "lis_results_20990101.csv" in section and "schema drift" in section
+    assert "lis_results_20990102.csv" in section
+    first_row = text.splitlines()[1].split(",")
+    assert not [v for v in first_row if len(v) > 3 and v in page]  # no value of the file
 
 
 # ------------------------------------------------------------------- end to end, with dbt

@@ -133,6 +133,25 @@ def _run_html(wh, run_id: str | None) -> str:
     return f"<h2>This run: {escape(run_id)}</h2>{body}"
 
 
+def _refused_html(wh) -> str:
+    rows = [
+        "<tr>"
+        f"<td>{escape(f.source)}</td><td>{_badge('rejected', 'refused')}</td>"
+        f"<td>{escape(f.file_name)}</td><td>{escape(f.reason or '')}</td>"
+        f'<td class="muted">{escape(str(f.refused_at))[:19]}</td>'
+        "</tr>"
+        for f in quality_history.refused_files(wh)
+    ]
+    if not rows:
+        return "<p class='muted'>No delivered file has been refused.</p>"
+    head = "<tr><th>source</th><th>status</th><th>file</th><th>reason</th><th>when</th></tr>"
+    note = (
+        "<p class='muted'>Nothing of a refused file is loaded; the sender re-sends it "
+        "(a new content loads as a new delivery).</p>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
 def _cleaning_html(wh) -> str:
     rows = [
         "<tr>"
@@ -208,6 +227,8 @@ def render(wh, run_id: str | None = None) -> str:
 <table><tr><th>source</th><th>table</th><th>status</th><th>batch</th><th>rows</th>
 <th>checks ✓</th><th>✗</th><th>rows per batch (last 10)</th><th>finished</th></tr>
 {"".join(rows)}</table>
+<h2>Refused files (latest 20)</h2>
+{_refused_html(wh)}
 <h2>Changes since the previous batch</h2>
 {changes_html}
 <h2>Source freshness</h2>

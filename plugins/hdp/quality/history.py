@@ -8,6 +8,7 @@ Everything here is counts and check names: no row value ever leaves the database
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -184,5 +185,27 @@ def cleaning_counts(wh) -> list[tuple[str, str, str, str, int, int]]:
             return []
         cur.execute(CLEANING)
         rows = cur.fetchall()
+    wh.rollback()
+    return rows
+
+
+@dataclass(frozen=True)
+class RefusedFile:
+    source: str
+    file_name: str
+    reason: str | None  # the refusal's message: names fields and lines, never a value
+    refused_at: datetime
+
+
+def refused_files(wh, limit: int = 20) -> list[RefusedFile]:
+    """The latest refused deliveries, newest first (audit.refused_file: nothing of them was
+    loaded; the sender re-sends, a new content loads as a new delivery)."""
+    with wh.cursor() as cur:
+        cur.execute(
+            "select source, file_name, reason, refused_at from audit.refused_file "
+            "order by refused_at desc, source, file_name limit %s",
+            (limit,),
+        )
+        rows = [RefusedFile(*row) for row in cur.fetchall()]
     wh.rollback()
     return rows

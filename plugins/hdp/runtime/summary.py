@@ -127,6 +127,7 @@ def print_summary(started_at: float | None = None) -> None:
     for name, rows in marts.items():
         star.add_row(name, "not built" if rows is None else str(rows))
     console.print(star)
+    _print_refused(console)
     _print_cleaning(console)
     _print_history(console)
     passed = sum(s.checks_passed for s in statuses)
@@ -172,6 +173,25 @@ def _print_source(console: Console, source: str, statuses: list[TableStatus]) ->
     for s in statuses:
         if s.checks_failed:
             console.print(f"[red]✗ {s.table}: checks failing or warning: {s.failed_checks}[/]")
+
+
+def _print_refused(console: Console) -> None:
+    """The latest refused deliveries with their reasons (nothing of them was loaded)."""
+    from hdp.quality.history import refused_files
+
+    wh = connect(logins().warehouse)
+    try:
+        refused = refused_files(wh, limit=10)
+    finally:
+        wh.close()
+    if not refused:
+        return
+    table = Table(title="Refused files (latest 10): nothing of them is loaded; ask for a re-send")
+    for col in ("source", "file", "reason", "when"):
+        table.add_column(col)
+    for f in refused:
+        table.add_row(f.source, f.file_name, f.reason or "", str(f.refused_at)[:19])
+    console.print(table)
 
 
 def _print_cleaning(console: Console) -> None:

@@ -205,7 +205,7 @@ def _grant_audit(cur) -> None:
     run(
         q(
             "grant select on audit.load_batch, audit.quality_result, audit.row_issue, "
-            "audit.freshness_check to {}"
+            "audit.freshness_check, audit.refused_file to {}"
         ).format(_ident(QUALITY_READER))
     )
     run(

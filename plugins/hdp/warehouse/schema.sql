@@ -548,6 +548,19 @@ create table if not exists audit.file_load (
     unique (source, sha256)
 );
 
+-- The refused deliveries as the Data quality page and the run summary show them: which file of
+-- which source, when, and the refusal's reason (it names fields and lines, never a value). Not
+-- security_invoker: the page's login (hdp_quality_reader) reads this view and not
+-- audit.file_load (content digests, batch links).
+create or replace view audit.refused_file as
+select
+    file.source,
+    file.file_name,
+    file.error as reason,
+    file.loaded_at as refused_at
+from audit.file_load as file
+where file.status = 'refused';
+
 -- Landing tables of file sources (raw_<source>.<table>) are not written here: set-up creates
 -- them from their manifests (dags/sources/<source>.yml; hdp.ingest.files.ensure_landing_tables).
 
