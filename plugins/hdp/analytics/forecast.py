@@ -1,58 +1,58 @@
-"""Monthly demand forecast per drug, its accuracy against a naive baseline, and its benchmark.
+"""Monthly demand forecast per drug: candidates from statsforecast, chosen by backtest.
 
-The method (`forecast_series`): Holt-Winters with multiplicative period-12 seasonality and an
-additive damped trend, fitted to each drug's monthly quantity. The seasonal indices are pooled
-over every whole year of history, smoothed to two yearly harmonics and shrunk towards 1 by
-their signal-to-noise ratio (`seasonal_indices`); statsmodels' ExponentialSmoothing smooths
-level and damped trend of the deseasonalised series. Ratio indices (month / year mean) cope
-with months of zero, which statsmodels' multiplicative seasonal states cannot hold. With less
-than 24 months of history (two seasons, the least that separates season from noise), or when
-the fit fails or returns nonsense, it falls back to the seasonal naive forecast with a level
-adjustment: the same month last year scaled by how the last three months compare with the
-same months a year earlier.
+For each drug's monthly quantity (`forecast_many`):
 
-The baseline (`seasonal_naive`) is "the same month last year". Accuracy (`evaluate`) holds back
-the last months of each series, forecasts them from what comes before with both methods, and
-scores WAPE (sum |error| / sum |actual|) and MAPE (mean |error| / |actual| over the non-zero
-actuals), per drug and pooled.
+1. **Partial months** (`trim_partial`): when the history's first or last month is not fully
+   covered by data (the extract started or stopped mid-month), the month is scaled up by its
+   share of working days when at least half of them are covered, and excluded otherwise. The
+   forecast says which (`Forecast.partial`); an excluded last month is forecast instead.
+2. **Calendar** (`calendar_factors`): with three years or more, a regression of each month's
+   change on the same month a year earlier against the change in Spring Festival days and in
+   working days (`hdp.analytics.holiday_calendar`) measures the series' holiday effect; the
+   significant terms (|t| >= 2) divide it out before the candidates see the series and are put
+   back on the forecast. With less than two years (too short for a season), the series is
+   turned into demand per working-day equivalent (off days weighted by the institution's
+   measured off-day share) so that a month's forecast follows its working days and holidays.
+3. **Candidates** (`CANDIDATES`, statsforecast): seasonal naive ("same month last year"),
+   AutoETS, AutoTheta, AutoARIMA, and for intermittent demand Croston (SBA); for short
+   histories naive, the historic average and non-seasonal ETS. Each needs a minimum history.
+4. **Selection by rolling-origin backtest** (`backtest`, `select`): each candidate forecasts
+   the last `windows` stretches of the series' own history from what came before; the lowest
+   WAPE over those stretches wins, seasonal naive whenever it ties, so the choice cannot lose
+   to seasonal naive in backtest. The choice and its backtest WAPE are kept with the forecast.
+5. **Intervals** (`intervals`): conformal, from the backtest errors of the chosen methods,
+   pooled over the family of series forecast together, scaled by each series' level and the
+   square root of the horizon; 80%, 90% and 95%. Their coverage on held-back data is what
+   `make forecast-bench` prints next to the nominal level.
 
-`forecast_table(conn, horizon)` fills `marts.mart_drug_forecast` from
-`marts.mart_drug_consumption_monthly`. The benchmark:
-
-    python -m hdp_bench forecast [--years 3 --scale 0.02 --holdout 6]   (plugins/hdp_bench)
-
-builds its own simulated HIS and pharmacy on its own HDP_HOME (default var/bench-forecast) and
-port (default 55492), never the demo's, and prints the errors of both methods side by side.
+`evaluate(series, holdout)` holds the last months back, forecasts them and scores WAPE (sum
+|error| / sum |actual|) and MAPE (mean |error| / |actual| over non-zero actuals) of the chosen
+forecast, of every candidate and of seasonal naive, with interval coverage.
+`hdp.analytics.forecast_mart.forecast_table` writes the marts.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from hdp.analytics.holiday_calendar import MonthCalendar, month_calendar, span_calendar
+
 SEASON = 12  # months
-MIN_HOLT_WINTERS_MONTHS = 2 * SEASON
-INTERVAL_Z = 1.645  # two-sided 90% interval under normal errors
-HARMONICS = 2  # yearly harmonics of the seasonal pattern
-LEVEL_MONTHS = 3  # months compared with a year earlier by the naive fallback's level adjustment
-FORECAST_TABLE = "marts.mart_drug_forecast"
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """Forecast of one drug: values for the months after the history, with a 90% interval."""
-
-    months: list[date]
-    values: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    method: str  # holt_winters | seasonal_naive_adjusted | mean
+LEVELS = (80, 90, 95)  # interval levels, percent
+BACKTEST_WINDOWS = 6
+MIN_INTERVAL_ERRORS = 30  # pooled backtest errors below which intervals fall back to normal
+CALENDAR_MIN_MONTHS = 3 * SEASON  # yearly changes needed to measure a holiday effect
+SHORT_MONTHS = 2 * SEASON  # below this a series has no season: demand per working day
+PARTIAL_MIN_COVERAGE = 0.5  # a partial month covering less than this share is excluded
+DEFAULT_COUNTRY = "CN"
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,13 +83,227 @@ def monthly_series(rows: Iterable[tuple[str, date, float]]) -> dict[str, pd.Seri
     return out
 
 
-def _future_months(history: pd.Series, horizon: int) -> list[date]:
+def _months_after(history: pd.Series, horizon: int) -> list[date]:
     start = pd.Timestamp(history.index[-1]) + pd.offsets.MonthBegin(1)
     return [ts.date() for ts in month_index(start.date(), horizon)]
 
 
 # --------------------------------------------------------------------------------------------
-# Methods
+# Calendar
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """Whose holidays, and how much an off day sells compared with a working day."""
+
+    country: str | None = DEFAULT_COUNTRY
+    off_day_weight: float = 1.0  # measured per institution from daily totals when known
+
+
+def working_days(cal: MonthCalendar, spec: CalendarSpec) -> float:
+    """Working-day equivalents of a month: working days plus weighted off days."""
+    return cal.workdays + spec.off_day_weight * cal.off_days
+
+
+def trim_partial(
+    history: pd.Series, first_day: date | None, last_day: date | None, spec: CalendarSpec
+) -> tuple[pd.Series, str]:
+    """Scale up or drop the first and last month when data covers only part of them.
+
+    Returns the series and what was done to its last month: 'complete', 'scaled xK.KK' or
+    'excluded' (the first month is treated the same way, silently: it is history, not news).
+    """
+    y = history.astype(float).copy()
+    note = "complete"
+    if len(y) == 0:
+        return y, note
+    if last_day is not None:
+        month = pd.Timestamp(y.index[-1]).date()
+        full = span_calendar(month, _month_end(month), spec.country)
+        if last_day < _month_end(month):
+            part = span_calendar(month, last_day, spec.country)
+            share = working_days(part, spec) / max(working_days(full, spec), 1e-9)
+            if share >= PARTIAL_MIN_COVERAGE:
+                y.iloc[-1] = y.iloc[-1] / share
+                note = f"scaled x{1 / share:.2f}"
+            else:
+                y = y.iloc[:-1]
+                note = "excluded"
+    if first_day is not None and len(y):
+        month = pd.Timestamp(y.index[0]).date()
+        if first_day > month:
+            full = span_calendar(month, _month_end(month), spec.country)
+            part = span_calendar(first_day, _month_end(month), spec.country)
+            share = working_days(part, spec) / max(working_days(full, spec), 1e-9)
+            if share >= PARTIAL_MIN_COVERAGE:
+                y.iloc[0] = y.iloc[0] / share
+            else:
+                y = y.iloc[1:]
+    return y, note
+
+
+def _month_end(month: date) -> date:
+    return (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
+
+
+@lru_cache(maxsize=8)
+def _reference_features(country: str | None) -> np.ndarray:
+    """Mean Spring Festival days and working days of each calendar month over 2000-2039: what
+    a seasonal model already knows about a January; only the deviation from it is news."""
+    months = [date(y, m, 1) for y in range(2000, 2040) for m in range(1, 13)]
+    feats = _raw_features(months, country).reshape(40, SEASON, 2)
+    return feats.mean(axis=0)
+
+
+def _raw_features(months: Sequence[date], country: str | None) -> np.ndarray:
+    cals = month_calendar(months, country)
+    return np.array([[c.spring_festival_days, c.workdays] for c in cals], dtype=float)
+
+
+def calendar_features(months: Sequence[date], country: str | None) -> np.ndarray:
+    """Per month: Spring Festival days and working days, minus their calendar month's mean."""
+    ref = _reference_features(country)
+    raw = _raw_features(months, country)
+    return raw - ref[[m.month - 1 for m in months]]
+
+
+@dataclass(frozen=True)
+class CalendarEffect:
+    """Multiplicative calendar factors of the history and of the forecast months."""
+
+    past: np.ndarray
+    future: np.ndarray
+    label: str  # none | per_working_day | spring_festival, working_days or both joined by +
+
+
+NO_CALENDAR = "none"
+
+
+def calendar_effect(
+    y: np.ndarray, months: Sequence[date], future: Sequence[date], spec: CalendarSpec
+) -> CalendarEffect:
+    """The series' calendar factors (see the module docstring, step 2)."""
+    if len(y) < SHORT_MONTHS:
+        cals = month_calendar(list(months) + list(future), spec.country)
+        wd = np.array([working_days(c, spec) for c in cals])
+        ref = float(wd[: len(y)].mean()) if len(y) else 1.0
+        factors = wd / max(ref, 1e-9)
+        return CalendarEffect(factors[: len(y)], factors[len(y) :], "per_working_day")
+    ones = CalendarEffect(np.ones(len(y)), np.ones(len(future)), NO_CALENDAR)
+    if len(y) < CALENDAR_MIN_MONTHS or spec.country is None:
+        return ones
+    x = calendar_features(list(months) + list(future), spec.country)
+    b = holiday_betas(y, x[: len(y)])
+    if b is None or not b.any():
+        return ones
+    factors = np.clip(np.exp(x @ b), 0.3, 3.0)
+    names = ("spring_festival", "working_days")
+    label = "+".join(n for n, v in zip(names, b, strict=True) if v != 0)
+    return CalendarEffect(factors[: len(y)], factors[len(y) :], label)
+
+
+def holiday_betas(y: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """Log effect per Spring Festival day and per working day, from the change of each month
+    on the same month a year earlier; terms with |t| < 2 are zero. None when too few."""
+    both = (y[SEASON:] > 0) & (y[:-SEASON] > 0)
+    if both.sum() < SEASON:
+        return None
+    d = np.log(y[SEASON:][both]) - np.log(y[:-SEASON][both])
+    dx = (x[SEASON:] - x[:-SEASON])[both]
+    design = np.column_stack([np.ones(len(d)), dx])
+    beta, *_ = np.linalg.lstsq(design, d, rcond=None)
+    resid = d - design @ beta
+    dof = len(d) - design.shape[1]
+    if dof < 3:
+        return None
+    try:
+        cov = float(resid @ resid) / dof * np.linalg.inv(design.T @ design)
+    except np.linalg.LinAlgError:
+        return None
+    se = np.sqrt(np.maximum(np.diag(cov), 1e-18))
+    keep = np.abs(beta / se) >= 2.0
+    return np.where(keep, beta, 0.0)[1:]  # the intercept is growth, not calendar
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    min_months: int  # least history it is fitted on
+    make: Callable[[], object]
+    long: bool  # a candidate for series of two years or more
+    short: bool  # a candidate for shorter series
+    intermittent_only: bool = False
+
+
+def _candidates() -> tuple[Candidate, ...]:
+    from statsforecast.models import (
+        AutoARIMA,
+        AutoETS,
+        AutoTheta,
+        CrostonSBA,
+        HistoricAverage,
+        Naive,
+        SeasonalNaive,
+    )
+
+    return (
+        Candidate(
+            "seasonal_naive", SEASON, lambda: SeasonalNaive(season_length=SEASON), True, True
+        ),
+        Candidate("auto_ets", 2 * SEASON, lambda: AutoETS(season_length=SEASON), True, False),
+        Candidate("auto_theta", 2 * SEASON, lambda: AutoTheta(season_length=SEASON), True, False),
+        Candidate("auto_arima", 3 * SEASON, lambda: AutoARIMA(season_length=SEASON), True, False),
+        Candidate("croston_sba", 6, CrostonSBA, True, True, intermittent_only=True),
+        Candidate("naive", 1, Naive, False, True),
+        Candidate("historic_average", 1, HistoricAverage, False, True),
+        Candidate("ets", 6, lambda: AutoETS(season_length=1), False, True),
+    )
+
+
+CANDIDATE_NAMES = (
+    "seasonal_naive",
+    "combination",
+    "auto_ets",
+    "auto_theta",
+    "auto_arima",
+    "croston_sba",
+    "naive",
+    "historic_average",
+    "ets",
+)
+INTERMITTENT_ZERO_SHARE = 0.3  # months without demand from which Croston is a candidate
+
+
+def candidates_for(y: np.ndarray, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates that fit this series' length and demand pattern, seasonal naive first."""
+    short = len(y) < SHORT_MONTHS
+    zero_share = float((y <= 0).mean()) if len(y) else 1.0
+    return [
+        c
+        for c in candidates
+        if (c.short if short else c.long)
+        and len(y) >= c.min_months
+        and (not c.intermittent_only or zero_share >= INTERMITTENT_ZERO_SHARE)
+    ]
+
+
+def predict(candidate: Candidate, y: np.ndarray, horizon: int) -> np.ndarray | None:
+    """One candidate's mean forecast, non-negative; None when it fails or explodes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = candidate.make().forecast(y=np.asarray(y, dtype=float), h=horizon)["mean"]
+        except Exception:
+            return None
+    values = np.asarray(out, dtype=float)
+    top = max(float(np.max(y)) if len(y) else 0.0, 1.0)
+    if values.shape != (horizon,) or not np.isfinite(values).all() or values.max() > 3 * top:
+        return None
+    return np.maximum(values, 0.0)
 
 
 def seasonal_naive(history: pd.Series, horizon: int) -> np.ndarray:
@@ -103,121 +317,301 @@ def seasonal_naive(history: pd.Series, horizon: int) -> np.ndarray:
     return np.array([last_season[h % SEASON] for h in range(horizon)])
 
 
-def _level_ratio(y: np.ndarray) -> float:
-    """Last LEVEL_MONTHS against the same months a year earlier, clipped to [0.5, 2]."""
-    k = min(LEVEL_MONTHS, len(y) - SEASON)
-    if k < 1:
-        return 1.0
-    recent, year_before = y[-k:].sum(), y[-k - SEASON : -SEASON].sum()
-    if year_before <= 0:
-        return 1.0
-    return float(np.clip(recent / year_before, 0.5, 2.0))
+# --------------------------------------------------------------------------------------------
+# Backtest and selection
 
 
-def _naive_forecast(history: pd.Series, horizon: int) -> Forecast:
-    y = history.to_numpy(dtype=float)
-    months = _future_months(history, horizon) if len(y) else []
-    if len(y) < SEASON:
-        level = float(y.mean()) if len(y) else 0.0
-        values, spread, method = (
-            np.full(horizon, level),
-            float(np.std(y)) if len(y) else 0.0,
-            "mean",
-        )
+@dataclass
+class Backtest:
+    """Errors of each candidate over the same rolling origins of one series."""
+
+    origins: list[int]
+    horizon: int
+    abs_error: dict[str, float] = field(default_factory=dict)
+    actual_sum: float = 0.0
+    errors: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+    # candidate → (step, signed error, scale) per backtest point
+
+    def wape(self, name: str) -> float:
+        if name not in self.abs_error or self.actual_sum <= 0:
+            return math.nan
+        return self.abs_error[name] / self.actual_sum
+
+
+def rolling_origins(n: int, horizon: int, windows: int, least: int) -> tuple[list[int], int]:
+    """Origins (train lengths) of up to `windows` backtest stretches, each at least `least`
+    months of training, and the stretch length (the horizon, shortened for short series)."""
+    h = max(1, min(horizon, (n - least) if n > least else 0))
+    if n - h < least:
+        return [], h
+    step = max(1, h // 2)
+    origins = [n - h - k * step for k in range(windows)]
+    return [o for o in origins if o >= least], h
+
+
+def _scale(y: np.ndarray, origin: int) -> float:
+    past = y[max(0, origin - SEASON) : origin]
+    return max(float(past.mean()) if len(past) else 0.0, 1e-6)
+
+
+def backtest(
+    y_adj: np.ndarray,
+    y: np.ndarray,
+    factors: np.ndarray,
+    candidates: Sequence[Candidate],
+    horizon: int,
+    windows: int,
+) -> tuple[Backtest | None, list[Candidate]]:
+    """Forecast the last stretches of the history from what came before, every candidate.
+
+    All candidates are scored on the same origins. A candidate that needs so much history
+    that fewer than two origins would remain (or none, for short series) is left out, longest
+    first. Returns the backtest and the candidates it scored.
+    """
+    pool = sorted(candidates, key=lambda c: c.min_months)
+    base = SEASON if len(y) >= SEASON + 1 else 1
+    while pool:
+        least = max(base, *(c.min_months for c in pool))
+        origins, h = rolling_origins(len(y), horizon, windows, least)
+        if len(origins) >= min(2, windows) or (origins and len(pool) == 1):
+            break
+        pool = pool[:-1]
+    if not pool or not origins:
+        return None, list(candidates)
+    bt = Backtest(origins, h)
+    for o in origins:
+        actual = y[o : o + h]
+        bt.actual_sum += float(np.abs(actual).sum())
+        preds = {c.name: predict(c, y_adj[:o], h) for c in pool}
+        preds.update(combinations(preds))
+        for name, pred in preds.items():
+            if pred is None:
+                bt.abs_error[name] = math.inf
+                continue
+            err = actual - pred * factors[o : o + h]
+            bt.abs_error[name] = bt.abs_error.get(name, 0.0) + float(np.abs(err).sum())
+            scale = _scale(y, o)
+            bt.errors.setdefault(name, []).extend((j, float(e), scale) for j, e in enumerate(err))
+    return bt, pool
+
+
+COMBINATION = "combination"  # mean of AutoETS, AutoTheta and AutoARIMA (those that fitted)
+COMBINED = ("auto_ets", "auto_theta", "auto_arima")
+
+
+def combinations(preds: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+    """The equal-weight mean of the statistical models' forecasts, when two or more fitted:
+    combining ETS, Theta and ARIMA is the most robust single rule of the M3/M4 competitions."""
+    parts = [preds[n] for n in COMBINED if preds.get(n) is not None]
+    return {COMBINATION: np.mean(parts, axis=0)} if len(parts) >= 2 else {}
+
+
+COMBINATION_MARGIN = 0.10  # a single model must beat the combination by this share to win
+
+
+def select(bt: Backtest | None, eligible: Sequence[Candidate]) -> str:
+    """The method with the least backtest error, with two rules on top: seasonal naive wins
+    ties (the choice never loses to it in backtest), and the combination is kept unless a
+    single model's backtest error is at least COMBINATION_MARGIN lower (a small backtest win
+    is mostly noise; the combination is the robust default). Without a backtest: seasonal
+    naive when it is eligible, else the historic average."""
+    names = [c.name for c in eligible] + [COMBINATION]
+    if bt is not None:
+        scored = [(bt.abs_error[n], i, n) for i, n in enumerate(names) if n in bt.abs_error]
+        scored = [s for s in scored if math.isfinite(s[0])]
+        if scored:
+            best = min(e for e, _, _ in scored)
+            tied = [s for s in scored if s[0] <= best * (1 + 1e-9) + 1e-12]
+            winner = min(tied, key=lambda s: s[1])[2]
+            combined = bt.abs_error.get(COMBINATION, math.inf)
+            naive = bt.abs_error.get("seasonal_naive", math.inf)
+            if combined * (1 - COMBINATION_MARGIN) <= best and combined < naive:
+                return COMBINATION
+            return winner
+    for fallback in ("seasonal_naive", "historic_average", "naive"):
+        if fallback in names:
+            return fallback
+    return names[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Forecasts
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Forecast of one series for the months after its history, with intervals per level."""
+
+    months: list[date]
+    values: np.ndarray
+    lower: dict[int, np.ndarray]
+    upper: dict[int, np.ndarray]
+    method: str  # the chosen candidate
+    backtest_wape: float  # its WAPE over the rolling-origin backtest; nan without one
+    calendar: str  # the calendar effect applied (CalendarEffect.label)
+    partial: str  # what was done to a partial last month: complete | scaled xK | excluded
+    candidates: Mapping[str, np.ndarray] = field(default_factory=dict)  # all, when asked
+
+
+@dataclass
+class _Fit:
+    months: list[date]
+    values: np.ndarray
+    method: str
+    backtest_wape: float
+    calendar: str
+    partial: str
+    level: float  # mean of the last year of history: the interval's scale
+    errors: list[tuple[int, float, float]]  # the chosen method's backtest errors
+    candidates: dict[str, np.ndarray]
+
+
+def _fit_one(
+    history: pd.Series,
+    horizon: int,
+    spec: CalendarSpec,
+    bounds: tuple[date | None, date | None],
+    windows: int,
+    all_candidates: bool,
+    pool: Sequence[Candidate],
+) -> _Fit:
+    trimmed, partial = trim_partial(history, bounds[0], bounds[1], spec)
+    if len(trimmed) == 0:
+        trimmed = history.iloc[:0]
+    y = trimmed.to_numpy(dtype=float)
+    months = [ts.date() for ts in trimmed.index]
+    if len(trimmed):
+        future = _months_after(trimmed, horizon)
     else:
-        values = seasonal_naive(history, horizon) * _level_ratio(y)
-        diffs = y[SEASON:] - y[:-SEASON]
-        spread = float(np.std(diffs)) if len(diffs) > 1 else float(np.std(y))
-        method = "seasonal_naive_adjusted"
-    width = INTERVAL_Z * spread * np.sqrt(np.arange(1, horizon + 1))
-    values = np.maximum(values, 0.0)
-    return Forecast(months, values, np.maximum(values - width, 0.0), values + width, method)
-
-
-def seasonal_indices(y: np.ndarray) -> np.ndarray:
-    """Multiplicative month-of-year indices from the last whole years, smooth and shrunk.
-
-    Each year's months are divided by that year's mean and averaged over the years. The
-    average is projected on the first HARMONICS yearly harmonics (a hospital's seasons are
-    smooth: a winter peak, a summer trough), which needs far fewer numbers than twelve free
-    months and so follows the noise less; each harmonic's amplitude is then shrunk by how much
-    of it the year-to-year noise explains (empirical Bayes: signal / (signal + noise)), so a
-    drug without seasonality gets none. Index i belongs to the month i positions after the
-    start of the last whole years.
-    """
-    years = len(y) // SEASON
-    block = y[len(y) - years * SEASON :].reshape(years, SEASON)
-    means = block.mean(axis=1, keepdims=True)
-    if years < 2 or (means <= 0).any():
-        return np.ones(SEASON)
-    ratios = block / means
-    deviation = ratios.mean(axis=0) - 1.0
-    noise = float((ratios.std(axis=0, ddof=1) ** 2).mean()) / years  # variance of a mean month
-    phase = 2 * np.pi * np.arange(SEASON) / SEASON
-    index = np.ones(SEASON)
-    for k in range(1, HARMONICS + 1):
-        for basis in (np.cos(k * phase), np.sin(k * phase)):
-            coef = 2 / SEASON * float(deviation @ basis)
-            coef_noise = 2 / SEASON * noise
-            weight = max(coef**2 - coef_noise, 0.0) / coef**2 if coef else 0.0
-            index += weight * coef * basis
-    return np.maximum(index, 0.0)
-
-
-def _holt_winters(history: pd.Series, horizon: int) -> Forecast | None:
-    """Holt-Winters with pooled-over-years seasonality; None when it cannot fit sensibly.
-
-    The seasonal component is `seasonal_indices` (every whole year of history informs each
-    month, shrunk towards no seasonality); statsmodels' ExponentialSmoothing with an additive
-    damped trend smooths the deseasonalised series (level and trend); the forecast re-applies
-    the indices. Statsmodels' own seasonal states were measured too (python -m hdp_bench
-    forecast): estimating twelve seasonal states from two to three years per drug follows the
-    noise and barely beat the naive baseline (WAPE 15.5% vs 16.0%).
-    """
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-    y = history.to_numpy(dtype=float)
-    n = len(y)
-    index = seasonal_indices(y)
-    first = n - (n // SEASON) * SEASON  # where the indices' months start
-    past = index[(np.arange(n) - first) % SEASON]
-    ahead = index[(np.arange(n, n + horizon) - first) % SEASON]
-    adjusted = y / np.maximum(past, 0.1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter; the result is checked below
-        try:
-            fit = ExponentialSmoothing(
-                adjusted, trend="add", damped_trend=True, initialization_method="estimated"
-            ).fit(optimized=True)
-            level = np.asarray(fit.forecast(horizon), dtype=float)
-        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError):
-            return None
-    resid = adjusted - np.asarray(fit.fittedvalues, dtype=float)
-    values = level * ahead
-    top = max(float(y.max()), 1.0)
-    if not np.isfinite(values).all() or not np.isfinite(resid).all() or values.max() > 3 * top:
-        return None
-    values = np.maximum(values, 0.0)
-    # one-step error spread, widening with the horizon (exact for simple smoothing)
-    alpha = float(fit.params.get("smoothing_level", 0.5))
-    steps = np.arange(horizon)
-    width = INTERVAL_Z * float(np.std(resid)) * ahead * np.sqrt(1.0 + steps * alpha**2)
-    return Forecast(
-        _future_months(history, horizon),
-        values,
-        np.maximum(values - width, 0.0),
-        values + width,
-        "holt_winters",
+        future = _months_after(history.iloc[:1], horizon) if len(history) else []
+    if len(y) == 0 or float(np.abs(y).sum()) == 0:
+        zeros = np.zeros(horizon)
+        return _Fit(future, zeros, "zero", math.nan, NO_CALENDAR, partial, 0.0, [], {})
+    effect = calendar_effect(y, months, future, spec)
+    y_adj = y / effect.past
+    eligible = candidates_for(y, pool)
+    bt, scored = backtest(y_adj, y, effect.past, eligible, horizon, windows)
+    method = select(bt, scored)
+    if all_candidates:
+        wanted = eligible
+    elif method == COMBINATION:
+        wanted = [c for c in scored if c.name in COMBINED]
+    else:
+        wanted = [c for c in scored if c.name == method]
+    raw = {c.name: predict(c, y_adj, horizon) for c in wanted}
+    raw.update(combinations(raw) if method == COMBINATION or all_candidates else {})
+    fitted = {n: p * effect.future for n, p in raw.items() if p is not None}
+    values = fitted.get(method)
+    if values is None:  # the chosen one failed on the whole history: same month last year
+        method = "seasonal_naive" if len(y) >= SEASON else "historic_average"
+        base = seasonal_naive(pd.Series(y_adj), horizon) if len(y) >= SEASON else None
+        values = (base if base is not None else np.full(horizon, y_adj.mean())) * effect.future
+    return _Fit(
+        future,
+        np.maximum(values, 0.0),
+        method,
+        bt.wape(method) if bt is not None else math.nan,
+        effect.label,
+        partial,
+        _scale(y, len(y)),
+        bt.errors.get(method, []) if bt is not None else [],
+        fitted,
     )
 
 
-def forecast_series(history: pd.Series, horizon: int) -> Forecast:
-    """The seasonal forecast of one monthly series for the `horizon` months after it."""
-    if len(history) >= MIN_HOLT_WINTERS_MONTHS and float(history.sum()) > 0:
-        fitted = _holt_winters(history, horizon)
-        if fitted is not None:
-            return fitted
-    return _naive_forecast(history, horizon)
+STEP_GROWTH = (
+    1.0  # errors grow with the horizon: level and trend both drift (measured: 0.5 covered less)
+)
+
+
+def _normalised(errors: Iterable[tuple[int, float, float]]) -> np.ndarray:
+    r = np.array([e / (s * (j + 1) ** STEP_GROWTH) for j, e, s in errors], dtype=float)
+    return r[np.isfinite(r)]
+
+
+def spread(errors: Sequence[tuple[int, float, float]]) -> float:
+    """A series' own error size: mean |normalised backtest error|; nan with fewer than 6."""
+    r = _normalised(errors)
+    return float(np.abs(r).mean()) if len(r) >= 6 else math.nan
+
+
+def interval_quantiles(
+    errors: Iterable[tuple[int, float, float]], levels: Sequence[int] = LEVELS
+) -> dict[int, tuple[float, float]]:
+    """Conformal bounds of normalised backtest errors (already divided by each series' own
+    spread): per level, the lower and upper quantile."""
+    r = np.asarray(list(errors), dtype=float)
+    r = r[np.isfinite(r)]
+    out = {}
+    for level in levels:
+        a = 1 - level / 100
+        if len(r) >= MIN_INTERVAL_ERRORS:
+            lo, hi = np.quantile(r, a / 2), np.quantile(r, 1 - a / 2)
+        else:  # too few errors for quantiles: normal, with their spread (or one spread)
+            from statistics import NormalDist
+
+            z = NormalDist().inv_cdf(1 - a / 2)
+            sd = float(np.std(r, ddof=1)) if len(r) >= 3 else 1.25
+            lo, hi = -z * sd, z * sd
+        out[level] = (float(min(lo, 0.0)), float(max(hi, 0.0)))
+    return out
+
+
+def forecast_many(
+    series: Mapping[str, pd.Series],
+    horizon: int,
+    *,
+    spec: CalendarSpec | None = None,
+    specs: Mapping[str, CalendarSpec] | None = None,
+    bounds: Mapping[str, tuple[date | None, date | None]] | None = None,
+    windows: int = BACKTEST_WINDOWS,
+    all_candidates: bool = False,
+) -> dict[str, Forecast]:
+    """Forecast every series (see the module docstring); intervals pooled over all of them."""
+    pool = _candidates()
+    default = spec or CalendarSpec()
+    fits = {
+        key: _fit_one(
+            y,
+            horizon,
+            (specs or {}).get(key, default),
+            (bounds or {}).get(key, (None, None)),
+            windows,
+            all_candidates,
+            pool,
+        )
+        for key, y in series.items()
+    }
+    spreads = {key: spread(f.errors) for key, f in fits.items()}
+    known = [v for v in spreads.values() if math.isfinite(v) and v > 0]
+    typical = float(np.median(known)) if known else 0.5
+    spreads = {k: v if math.isfinite(v) and v > 0 else typical for k, v in spreads.items()}
+    quantiles = interval_quantiles(
+        r / spreads[key] for key, f in fits.items() for r in _normalised(f.errors)
+    )
+    steps = np.arange(1, horizon + 1) ** STEP_GROWTH
+    out = {}
+    for key, f in fits.items():
+        width = f.level * spreads[key] * steps
+        lower = {lv: np.maximum(f.values + q[0] * width, 0.0) for lv, q in quantiles.items()}
+        upper = {lv: f.values + q[1] * width for lv, q in quantiles.items()}
+        out[key] = Forecast(
+            f.months,
+            f.values,
+            lower,
+            upper,
+            f.method,
+            f.backtest_wape,
+            f.calendar,
+            f.partial,
+            f.candidates,
+        )
+    return out
+
+
+def forecast_series(history: pd.Series, horizon: int, **kwargs) -> Forecast:
+    """The forecast of one monthly series (intervals from its own backtest errors only)."""
+    return forecast_many({"series": history}, horizon, **kwargs)["series"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,9 +638,17 @@ def scores(actual: Sequence[float], predicted: Sequence[float]) -> Scores:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Holdout predictions of both methods: one row per drug and held-back month."""
+    """Holdout predictions: one row per series and held-back month.
 
-    points: pd.DataFrame  # medication_key, month, actual, forecast, naive, method
+    Columns: medication_key, month, actual, forecast (the chosen method), method, naive
+    (same month last year), lo80/hi80, lo90/hi90, lo95/hi95, and c_<candidate> for every
+    candidate that could fit the series (NaN where it could not).
+    """
+
+    points: pd.DataFrame
+
+    def candidate_names(self) -> list[str]:
+        return [c[2:] for c in self.points.columns if c.startswith("c_")]
 
     def per_drug(self) -> pd.DataFrame:
         rows = []
@@ -265,118 +667,96 @@ class Evaluation:
             )
         return pd.DataFrame(rows)
 
-    def aggregate(self, keys: Iterable[str] | None = None) -> dict[str, Scores]:
-        """Pooled scores of both methods over the given drugs (all when None)."""
+    def _subset(self, keys: Iterable[str] | None) -> pd.DataFrame:
         pts = self.points
         if keys is not None:
             pts = pts[pts["medication_key"].isin(set(keys))]
-        return {
+        return pts
+
+    def aggregate(self, keys: Iterable[str] | None = None) -> dict[str, Scores]:
+        """Pooled scores of the chosen forecast, of seasonal naive, and of every candidate
+        that could fit every series in the group (the others are not comparable)."""
+        pts = self._subset(keys)
+        out = {
             "forecast": scores(pts["actual"], pts["forecast"]),
             "naive": scores(pts["actual"], pts["naive"]),
         }
+        for name in self.candidate_names():
+            col = pts[f"c_{name}"]
+            if len(pts) and col.notna().all():
+                out[name] = scores(pts["actual"], col)
+        return out
+
+    def coverage(self, keys: Iterable[str] | None = None) -> dict[int, float]:
+        """Share of held-back actuals inside each interval level."""
+        pts = self._subset(keys)
+        if pts.empty:
+            return {lv: math.nan for lv in LEVELS}
+        return {
+            lv: float(
+                ((pts["actual"] >= pts[f"lo{lv}"]) & (pts["actual"] <= pts[f"hi{lv}"])).mean()
+            )
+            for lv in LEVELS
+        }
 
 
-def evaluate(series: Mapping[str, pd.Series], holdout_months: int) -> Evaluation:
-    """Forecast each series' last `holdout_months` from the months before them, both methods.
+def evaluate(
+    series: Mapping[str, pd.Series],
+    holdout_months: int,
+    *,
+    origins: int = 1,
+    step: int = 3,
+    **kwargs,
+) -> Evaluation:
+    """Forecast each series' last `holdout_months` from the months before them.
 
-    Series with less than 12 months before the holdout are left out (no baseline exists).
+    With `origins` > 1 the evaluation is repeated from earlier origins, each `step` months
+    before the last (a rolling-origin backtest of the whole procedure, selection included);
+    the points of all origins are pooled, with column `origin` (0 = the latest). Series with
+    less than 12 months before a holdout are left out there (no baseline exists). Keyword
+    arguments go to `forecast_many`.
     """
     if holdout_months < 1:
         raise ValueError("holdout_months must be at least 1")
     frames = []
+    for k in range(origins):
+        cut = k * step
+        shortened = {key: y.iloc[: len(y) - cut] if cut else y for key, y in series.items()}
+        part = _evaluate_once(shortened, holdout_months, **kwargs)
+        if not part.empty:
+            part.insert(0, "origin", k)
+            frames.append(part)
+    if not frames:
+        columns = ["origin", "medication_key", "month", "actual", "forecast", "method", "naive"]
+        return Evaluation(pd.DataFrame(columns=columns))
+    return Evaluation(pd.concat(frames, ignore_index=True))
+
+
+def _evaluate_once(series: Mapping[str, pd.Series], holdout_months: int, **kwargs) -> pd.DataFrame:
+    trains, tests = {}, {}
     for key, y in series.items():
         train, test = y.iloc[:-holdout_months], y.iloc[-holdout_months:]
         if len(test) < holdout_months or len(train) < SEASON:
             continue
-        fc = forecast_series(train, holdout_months)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "medication_key": key,
-                    "month": [ts.date() for ts in test.index],
-                    "actual": test.to_numpy(dtype=float),
-                    "forecast": fc.values,
-                    "naive": seasonal_naive(train, holdout_months),
-                    "method": fc.method,
-                }
-            )
+        trains[key], tests[key] = train, test
+    forecasts = forecast_many(trains, holdout_months, all_candidates=True, **kwargs)
+    frames = []
+    for key, fc in forecasts.items():
+        test = tests[key]
+        frame = pd.DataFrame(
+            {
+                "medication_key": key,
+                "month": [ts.date() for ts in test.index],
+                "actual": test.to_numpy(dtype=float),
+                "forecast": fc.values,
+                "method": fc.method,
+                "naive": seasonal_naive(trains[key], holdout_months),
+            }
         )
-    columns = ["medication_key", "month", "actual", "forecast", "naive", "method"]
-    points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return Evaluation(points)
-
-
-# --------------------------------------------------------------------------------------------
-# The mart
-
-
-CONSUMPTION_SQL = """
-    select medication_key, month, sum(quantity)
-    from marts.mart_drug_consumption_monthly
-    where medication_key is not null and department_key is distinct from 'ALL'
-    group by 1, 2
-"""
-
-
-def forecast_rows(
-    series: Mapping[str, pd.Series], horizon: int, generated_at: datetime
-) -> list[tuple]:
-    """Rows of mart_drug_forecast for every series."""
-    rows = []
-    for key, y in series.items():
-        fc = forecast_series(y, horizon)
-        for i, month in enumerate(fc.months):
-            rows.append(
-                (
-                    key,
-                    month,
-                    round(float(fc.values[i]), 2),
-                    round(float(fc.lower[i]), 2),
-                    round(float(fc.upper[i]), 2),
-                    fc.method,
-                    generated_at,
-                )
-            )
-    return rows
-
-
-def forecast_table(conn, horizon: int = 6) -> int:
-    """Replace marts.mart_drug_forecast (one transaction) from the monthly consumption mart.
-
-    Readers see either the previous forecast or the new one, never a mix. Returns its rows.
-    """
-    from psycopg2.extras import execute_values
-
-    with conn.cursor() as cur:
-        cur.execute(CONSUMPTION_SQL)
-        series = monthly_series(cur.fetchall())
-    rows = forecast_rows(series, horizon, datetime.now(UTC).replace(tzinfo=None))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"""
-                create table if not exists {FORECAST_TABLE} (
-                    medication_key text not null,
-                    month date not null,
-                    forecast_quantity numeric not null,
-                    lower numeric not null,
-                    upper numeric not null,
-                    method text not null,
-                    generated_at timestamp not null,
-                    primary key (medication_key, month)
-                )
-                """
-            )
-            cur.execute(f"delete from {FORECAST_TABLE}")
-            execute_values(
-                cur,
-                f"insert into {FORECAST_TABLE} (medication_key, month, forecast_quantity, "
-                "lower, upper, method, generated_at) values %s",
-                rows,
-                page_size=1000,
-            )
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    return len(rows)
+        for lv in LEVELS:
+            frame[f"lo{lv}"], frame[f"hi{lv}"] = fc.lower[lv], fc.upper[lv]
+        for name in CANDIDATE_NAMES:
+            if name in fc.candidates:
+                frame[f"c_{name}"] = fc.candidates[name]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
