@@ -2,5 +2,6 @@
 
 `python -m hdp_bench io|mpi|forecast`: extract/load/gate/dbt paths against side-by-side
 baselines (`make bench`), the master patient index against the simulator's truth, and the
-demand forecast against "same month last year" (`make forecast-bench`).
+demand forecast's candidates and selected method against "same month last year"
+(`make forecast-bench`).
 """

@@ -14,7 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("io", bench, "extract, load, gate and dbt against side-by-side baselines (make bench)"),
         ("mpi", mpi, "master patient index: pairwise precision/recall vs the simulator's truth"),
-        ("forecast", forecast, "demand forecast vs same month last year (make forecast-bench)"),
+        (
+            "forecast",
+            forecast,
+            "forecast candidates, selection and seasonal naive (make forecast-bench)",
+        ),
     ):
         command = sub.add_parser(name, help=text)
         module.add_arguments(command)

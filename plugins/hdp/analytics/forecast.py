@@ -53,6 +53,7 @@ CALENDAR_MIN_MONTHS = 3 * SEASON  # yearly changes needed to measure a holiday e
 SHORT_MONTHS = 2 * SEASON  # below this a series has no season: demand per working day
 PARTIAL_MIN_COVERAGE = 0.5  # a partial month covering less than this share is excluded
 DEFAULT_COUNTRY = "CN"
+MAX_FIT_MONTHS = 10 * SEASON  # older history is left out: it slows AutoARIMA and rarely helps
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def _candidates() -> tuple[Candidate, ...]:
         Candidate("auto_theta", 2 * SEASON, lambda: AutoTheta(season_length=SEASON), True, False),
         Candidate("auto_arima", 3 * SEASON, lambda: AutoARIMA(season_length=SEASON), True, False),
         Candidate("croston_sba", 6, CrostonSBA, True, True, intermittent_only=True),
-        Candidate("naive", 1, Naive, False, True),
+        Candidate("last_month", 1, Naive, False, True),
         Candidate("historic_average", 1, HistoricAverage, False, True),
         Candidate("ets", 6, lambda: AutoETS(season_length=1), False, True),
     )
@@ -271,7 +272,7 @@ CANDIDATE_NAMES = (
     "auto_theta",
     "auto_arima",
     "croston_sba",
-    "naive",
+    "last_month",
     "historic_average",
     "ets",
 )
@@ -428,7 +429,7 @@ def select(bt: Backtest | None, eligible: Sequence[Candidate]) -> str:
             if combined * (1 - COMBINATION_MARGIN) <= best and combined < naive:
                 return COMBINATION
             return winner
-    for fallback in ("seasonal_naive", "historic_average", "naive"):
+    for fallback in ("seasonal_naive", "historic_average", "last_month"):
         if fallback in names:
             return fallback
     return names[0]
@@ -478,6 +479,7 @@ def _fit_one(
     trimmed, partial = trim_partial(history, bounds[0], bounds[1], spec)
     if len(trimmed) == 0:
         trimmed = history.iloc[:0]
+    trimmed = trimmed.iloc[-MAX_FIT_MONTHS:]
     y = trimmed.to_numpy(dtype=float)
     months = [ts.date() for ts in trimmed.index]
     if len(trimmed):
@@ -566,9 +568,13 @@ def forecast_many(
     bounds: Mapping[str, tuple[date | None, date | None]] | None = None,
     windows: int = BACKTEST_WINDOWS,
     all_candidates: bool = False,
+    candidates: Sequence[str] | None = None,
 ) -> dict[str, Forecast]:
-    """Forecast every series (see the module docstring); intervals pooled over all of them."""
-    pool = _candidates()
+    """Forecast every series (see the module docstring); intervals pooled over all of them.
+
+    `candidates` limits the candidate methods by name (default: all of CANDIDATE_NAMES).
+    """
+    pool = tuple(c for c in _candidates() if candidates is None or c.name in candidates)
     default = spec or CalendarSpec()
     fits = {
         key: _fit_one(
@@ -609,9 +615,17 @@ def forecast_many(
     return out
 
 
-def forecast_series(history: pd.Series, horizon: int, **kwargs) -> Forecast:
+def forecast_series(
+    history: pd.Series,
+    horizon: int,
+    *,
+    bounds: tuple[date | None, date | None] = (None, None),
+    **kwargs,
+) -> Forecast:
     """The forecast of one monthly series (intervals from its own backtest errors only)."""
-    return forecast_many({"series": history}, horizon, **kwargs)["series"]
+    return forecast_many({"series": history}, horizon, bounds={"series": bounds}, **kwargs)[
+        "series"
+    ]
 
 
 # --------------------------------------------------------------------------------------------
