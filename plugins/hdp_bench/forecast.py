@@ -129,13 +129,9 @@ def family_table(evaluation: Evaluation, title: str):
     for name in ("method", "WAPE", "MAPE", "held-back months"):
         table.add_column(name, justify="left" if name == "method" else "right")
     for name in evaluation.candidate_names():
-        if name in sc:
-            table.add_row(
-                name, f"{sc[name].wape:.1%}", f"{sc[name].mape:.1%}", str(sc[name].months)
-            )
-        else:
-            fits = evaluation.points.dropna(subset=[f"c_{name}"])["medication_key"].nunique()
-            table.add_row(name, f"n/a (fits {fits} of {series} series)", "", "")
+        fits = evaluation.points.dropna(subset=[f"c_{name}"])["medication_key"].nunique()
+        label = name if fits == series else f"{name} ({fits} of {series} series; else s. naive)"
+        table.add_row(label, f"{sc[name].wape:.1%}", f"{sc[name].mape:.1%}", str(sc[name].months))
     f, n = sc["forecast"], sc["naive"]
     table.add_row(
         "[b]selected per series[/b]", f"[b]{f.wape:.1%}[/b]", f"{f.mape:.1%}", str(f.months)

@@ -238,6 +238,7 @@ class Candidate:
     long: bool  # a candidate for series of two years or more
     short: bool  # a candidate for shorter series
     intermittent_only: bool = False
+    calendar: bool = True  # sees the calendar-adjusted series (seasonal naive: the raw one)
 
 
 def _candidates() -> tuple[Candidate, ...]:
@@ -355,6 +356,32 @@ def _scale(y: np.ndarray, origin: int) -> float:
     return max(float(past.mean()) if len(past) else 0.0, 1e-6)
 
 
+def _scored_origins(
+    n: int, horizon: int, windows: int, candidates: Sequence[Candidate]
+) -> tuple[list[Candidate], list[int], int]:
+    """The candidates, origins and stretch length of a backtest: all candidates on at least
+    two common origins if possible, with a shorter stretch (6, then 3 months) before a
+    candidate that needs the longest history is left out."""
+    pool = sorted(candidates, key=lambda c: c.min_months)
+    base = SEASON if n >= SEASON + 1 else 1
+    stretches = list(dict.fromkeys([horizon, min(horizon, 6), min(horizon, 3)]))
+    while pool:
+        least = max(base, *(c.min_months for c in pool))
+        for stretch in stretches:
+            origins, h = rolling_origins(n, stretch, windows, least)
+            if len(origins) >= min(2, windows):
+                return pool, origins, h
+        if len(pool) == 1 and origins:
+            return pool, origins, h
+        pool = pool[:-1]
+    return [], [], 0
+
+
+def in_units(candidate: Candidate, pred: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """A candidate's forecast in the series' own units (calendar factors put back)."""
+    return pred * factors if candidate.calendar else pred
+
+
 def backtest(
     y_adj: np.ndarray,
     y: np.ndarray,
@@ -365,31 +392,27 @@ def backtest(
 ) -> tuple[Backtest | None, list[Candidate]]:
     """Forecast the last stretches of the history from what came before, every candidate.
 
-    All candidates are scored on the same origins. A candidate that needs so much history
-    that fewer than two origins would remain (or none, for short series) is left out, longest
-    first. Returns the backtest and the candidates it scored.
+    All candidates are scored on the same origins (`_scored_origins`). Seasonal naive sees
+    the series as it is (it is the baseline); the others see it calendar-adjusted. Returns
+    the backtest and the candidates it scored.
     """
-    pool = sorted(candidates, key=lambda c: c.min_months)
-    base = SEASON if len(y) >= SEASON + 1 else 1
-    while pool:
-        least = max(base, *(c.min_months for c in pool))
-        origins, h = rolling_origins(len(y), horizon, windows, least)
-        if len(origins) >= min(2, windows) or (origins and len(pool) == 1):
-            break
-        pool = pool[:-1]
-    if not pool or not origins:
+    pool, origins, h = _scored_origins(len(y), horizon, windows, candidates)
+    if not pool:
         return None, list(candidates)
     bt = Backtest(origins, h)
     for o in origins:
         actual = y[o : o + h]
         bt.actual_sum += float(np.abs(actual).sum())
-        preds = {c.name: predict(c, y_adj[:o], h) for c in pool}
+        preds: dict[str, np.ndarray | None] = {}
+        for c in pool:
+            pred = predict(c, (y_adj if c.calendar else y)[:o], h)
+            preds[c.name] = None if pred is None else in_units(c, pred, factors[o : o + h])
         preds.update(combinations(preds))
         for name, pred in preds.items():
             if pred is None:
                 bt.abs_error[name] = math.inf
                 continue
-            err = actual - pred * factors[o : o + h]
+            err = actual - pred
             bt.abs_error[name] = bt.abs_error.get(name, 0.0) + float(np.abs(err).sum())
             scale = _scale(y, o)
             bt.errors.setdefault(name, []).extend((j, float(e), scale) for j, e in enumerate(err))
@@ -500,14 +523,18 @@ def _fit_one(
         wanted = [c for c in scored if c.name in COMBINED]
     else:
         wanted = [c for c in scored if c.name == method]
-    raw = {c.name: predict(c, y_adj, horizon) for c in wanted}
-    raw.update(combinations(raw) if method == COMBINATION or all_candidates else {})
-    fitted = {n: p * effect.future for n, p in raw.items() if p is not None}
+    fitted: dict[str, np.ndarray | None] = {}
+    for c in wanted:
+        pred = predict(c, y_adj if c.calendar else y, horizon)
+        fitted[c.name] = None if pred is None else in_units(c, pred, effect.future)
+    fitted.update(combinations(fitted) if method == COMBINATION or all_candidates else {})
+    fitted = {n: p for n, p in fitted.items() if p is not None}
     values = fitted.get(method)
     if values is None:  # the chosen one failed on the whole history: same month last year
-        method = "seasonal_naive" if len(y) >= SEASON else "historic_average"
-        base = seasonal_naive(pd.Series(y_adj), horizon) if len(y) >= SEASON else None
-        values = (base if base is not None else np.full(horizon, y_adj.mean())) * effect.future
+        if len(y) >= SEASON:
+            method, values = "seasonal_naive", seasonal_naive(pd.Series(y), horizon)
+        else:
+            method, values = "historic_average", np.full(horizon, y_adj.mean()) * effect.future
     return _Fit(
         future,
         np.maximum(values, 0.0),
@@ -689,15 +716,16 @@ class Evaluation:
 
     def aggregate(self, keys: Iterable[str] | None = None) -> dict[str, Scores]:
         """Pooled scores of the chosen forecast, of seasonal naive, and of every candidate
-        that could fit every series in the group (the others are not comparable)."""
+        used alone (with seasonal naive on the series it cannot fit, so that all cover the
+        same points)."""
         pts = self._subset(keys)
         out = {
             "forecast": scores(pts["actual"], pts["forecast"]),
             "naive": scores(pts["actual"], pts["naive"]),
         }
         for name in self.candidate_names():
-            col = pts[f"c_{name}"]
-            if len(pts) and col.notna().all():
+            col = pts[f"c_{name}"].fillna(pts["naive"])  # seasonal naive where it cannot fit
+            if len(pts):
                 out[name] = scores(pts["actual"], col)
         return out
 
