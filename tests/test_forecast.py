@@ -11,7 +11,6 @@ import pytest
 
 from hdp.analytics.forecast import (
     evaluate,
-    forecast_rows,
     forecast_series,
     monthly_series,
     scores,
@@ -110,7 +109,7 @@ def test_evaluate_pools_per_drug_and_overall():
     assert row["naive_wape"] == pytest.approx(10 / 30)
 
 
-def test_monthly_series_fills_gaps_and_forecast_rows():
+def test_monthly_series_fills_gaps():
     rows = [
         ("Y1", date(2024, 1, 1), 5),
         ("Y1", date(2024, 3, 1), 7),
@@ -120,10 +119,4 @@ def test_monthly_series_fills_gaps_and_forecast_rows():
     series = monthly_series(rows)
     assert series["Y1"].tolist() == [5.0, 0.0, 8.0]
     assert series["Y2"].tolist() == [2.0, 0.0]
-    out = forecast_rows(series, 2, pd.Timestamp("2025-01-01").to_pydatetime())
-    assert [(r[0], r[1]) for r in out] == [
-        ("Y1", date(2024, 4, 1)),
-        ("Y1", date(2024, 5, 1)),
-        ("Y2", date(2024, 4, 1)),
-        ("Y2", date(2024, 5, 1)),
-    ]
+    # the mart's rows: tests/test_forecast_mart.py
