@@ -109,6 +109,9 @@ def test_report_renders_charts_without_patient_data(fresh_db: str, tmp_path: Pat
     try:
         with conn, conn.cursor() as cur:
             _fill(cur)
+        # before the first forecast: no forecast marts yet, a report without forecast or list
+        early = render_report(conn, tmp_path / "early", today=date(2025, 4, 1)).read_text("utf-8")
+        assert "No drug is below its reorder point" in early and "Last month of data" not in early
         assert forecast_table(conn, horizon=6) == 6 * len(DRUGS)
         assert forecast_table(conn, horizon=6) == 6 * len(DRUGS)  # replaced, not appended
         with conn.cursor() as cur:
