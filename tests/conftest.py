@@ -279,6 +279,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_standard_pharmacy": "integration",
     "test_pharmacy_simulator": "integration",
     "test_procurement_report": "integration",
+    "test_forecast_mart": "integration",
     "test_quality_gate": "integration",
     "test_date_parsing": "integration",
     "test_file_refusals": "unit",

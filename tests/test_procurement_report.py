@@ -3,6 +3,7 @@ a real headless Chromium rendering of the file."""
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hdp.analytics.forecast import forecast_table
+from hdp.analytics.forecast_mart import forecast_table
 from hdp.analytics.report import render_report
 
 MONTHS = [date(2023 + (m // 12), m % 12 + 1, 1) for m in range(27)]  # Jan 2023 .. Mar 2025
@@ -31,14 +32,15 @@ create table marts.dim_medication (medication_key text, generic_name text, atc_c
     is_essential boolean, antibiotic_grade text);
 create table marts.mart_drug_consumption_monthly (month date, medication_key text,
     atc_code text, atc_level1 text, atc_level2 text, department_key text, quantity numeric,
-    ddd numeric, spend numeric, lines int);
+    ddd numeric, spend numeric, lines int, institution_id text default 'H001');
+create table marts.fct_dispensing (institution_id text, dispensed_at timestamp, quantity numeric);
 create table marts.mart_drug_abc_xyz (medication_key text, annual_value numeric,
     value_share numeric, cumulative_share numeric, abc_class text, mean_monthly_quantity numeric,
     cv numeric, xyz_class text, institution_id text default 'H001');
 create table marts.mart_reorder_point (medication_key text, avg_daily_demand numeric,
     sd_daily_demand numeric, lead_time_days int, safety_stock numeric, reorder_point numeric,
     on_hand numeric, on_order numeric, suggested_order_qty numeric, expiring_30d_qty numeric,
-    needs_reorder boolean);
+    needs_reorder boolean, institution_id text default 'H001', pack_size int default 10);
 create table marts.mart_antibiotic_use_monthly (month date, department_key text,
     inpatient_ddd_j01 numeric, patient_days numeric, ddd_per_100_patient_days numeric,
     target_ddd_per_100_patient_days numeric, outpatient_prescriptions int,
@@ -89,6 +91,12 @@ def _fill(cur) -> None:
             "insert into marts.mart_drug_abc_xyz values (%s, %s, 0.1, 0.5, %s, 100, 0.3, %s)",
             (key, {"A": 90000, "B": 20000, "C": 3000}[a], a, x),
         )
+    # every day of the 27 months dispenses something (their daily totals: the data's span)
+    cur.execute(
+        "insert into marts.fct_dispensing select 'H001', day, "
+        "case when extract(isodow from day) >= 6 then 40 else 100 end "
+        "from generate_series('2023-01-01'::timestamp, '2025-03-31', interval '1 day') as day"
+    )
     for key, on_hand, rop, needs in (("Y01001", 120, 400, True), ("Y03003", 2000, 900, False)):
         cur.execute(
             "insert into marts.mart_reorder_point values (%s, 30, 8, 7, 40, %s, %s, 0, %s, %s, %s)",
@@ -101,12 +109,22 @@ def test_report_renders_charts_without_patient_data(fresh_db: str, tmp_path: Pat
     try:
         with conn, conn.cursor() as cur:
             _fill(cur)
+        # before the first forecast: no forecast marts yet, a report without forecast or list
+        early = render_report(conn, tmp_path / "early", today=date(2025, 4, 1)).read_text("utf-8")
+        assert "No drug is below its reorder point" in early and "Last month of data" not in early
         assert forecast_table(conn, horizon=6) == 6 * len(DRUGS)
         assert forecast_table(conn, horizon=6) == 6 * len(DRUGS)  # replaced, not appended
         with conn.cursor() as cur:
-            cur.execute("select min(month), count(distinct method) from marts.mart_drug_forecast")
-            first, _ = cur.fetchone()
+            cur.execute(
+                "select min(month), count(distinct last_month_treatment), "
+                "min(last_month_treatment) from marts.mart_drug_forecast"
+            )
+            first, treatments, treatment = cur.fetchone()
+            cur.execute("select method from marts.mart_reorder_forecast where needs_reorder")
+            reordered = [method for (method,) in cur.fetchall()]
         assert first == date(2025, 4, 1)
+        assert (treatments, treatment) == (1, "complete")  # March 2025 is a whole month
+        assert len(reordered) == 1 and reordered[0]
         path = render_report(conn, tmp_path / "reports", today=date(2025, 4, 2))
     finally:
         conn.close()
@@ -136,6 +154,10 @@ def test_report_renders_charts_without_patient_data(fresh_db: str, tmp_path: Pat
     # the reorder list holds the drug that needs ordering, not the one that does not
     reorder = page.split("Reorder list", 1)[1].split("</section>", 1)[0]
     assert "Y01001" in reorder and "Y03003" not in reorder
+    assert "safety stock" in reorder and "backtest WAPE" in reorder
+    assert f"<td>{html.escape(reordered[0])}</td>" in reorder  # its forecast's method
+    forecast = page.split("Forecast vs actual", 1)[1].split("</section>", 1)[0]
+    assert "80% interval" in forecast and "Last month of data: complete for 6 drugs" in forecast
     lowered = page.lower()
     assert "patient_key" not in lowered and "patient_id" not in lowered
 

@@ -1,7 +1,8 @@
 """The procurement report: one static HTML file for the pharmacy director, readable offline.
 
-`render_report(conn, out_dir)` reads only the drug marts (consumption, ABC/XYZ, reorder point,
-antibiotic indicators, drug shares, the forecast and dim_medication: none holds a patient key)
+`render_report(conn, out_dir)` reads only the drug marts (consumption, ABC/XYZ, antibiotic
+indicators, drug shares, the forecast and the reorder points it implies, dim_medication: none
+holds a patient key)
 and writes `procurement_<date>.html` and `procurement_latest.html` with plotly charts; the
 plotly.js bundle is inlined once, so the file opens without a network.
 """
@@ -33,10 +34,12 @@ QUERIES = {
         select medication_key, annual_value, abc_class, xyz_class
         from marts.mart_drug_abc_xyz
         where institution_id <> 'ALL'""",
+    # the reorder points of the forecast (hdp.analytics.forecast_mart), not of history
     "reorder": """
-        select r.medication_key, m.generic_name, r.on_hand, r.on_order, r.reorder_point,
-               r.suggested_order_qty, r.expiring_30d_qty
-        from marts.mart_reorder_point r
+        select r.medication_key, m.generic_name, r.on_hand, r.on_order, r.safety_stock,
+               r.reorder_point, r.suggested_order_qty, r.expiring_30d_qty, r.method,
+               r.backtest_wape
+        from marts.mart_reorder_forecast r
         left join marts.dim_medication m using (medication_key)
         where r.needs_reorder
         order by r.suggested_order_qty desc nulls last""",
@@ -53,8 +56,22 @@ QUERIES = {
         where institution_id <> 'ALL'""",
     "medication": "select medication_key, generic_name from marts.dim_medication",
     "forecast": """
-        select medication_key, month, forecast_quantity, lower, upper, method, generated_at
+        select medication_key, month, forecast_quantity, lower_80, upper_80, method,
+               backtest_wape, last_month_treatment, generated_at
         from marts.mart_drug_forecast""",
+}
+# written by the forecast task, not by dbt: missing until it has run once
+FORECAST_MARTS = {"forecast": "marts.mart_drug_forecast", "reorder": "marts.mart_reorder_forecast"}
+TEXT_COLUMNS = {
+    "medication_key",
+    "generic_name",
+    "atc_level1",
+    "department_key",
+    "abc_class",
+    "xyz_class",
+    "method",
+    "last_month_treatment",
+    "generated_at",
 }
 
 
@@ -77,17 +94,15 @@ class Section:
 
 
 def load_data(conn) -> ReportData:
-    """Read the marts; a missing forecast table reads as no forecast."""
+    """Read the marts; a missing forecast mart reads as no forecast (and no reorder list)."""
     frames: dict[str, pd.DataFrame] = {}
     with conn.cursor() as cur:
-        cur.execute("select to_regclass('marts.mart_drug_forecast') is not null")
-        has_forecast = bool(cur.fetchone()[0])
         for name, query in QUERIES.items():
-            if name == "forecast" and not has_forecast:
-                frames[name] = pd.DataFrame(
-                    columns=["medication_key", "month", "forecast_quantity", "lower", "upper"]
-                )
-                continue
+            if name in FORECAST_MARTS:
+                cur.execute("select to_regclass(%s) is not null", (FORECAST_MARTS[name],))
+                if not cur.fetchone()[0]:
+                    frames[name] = pd.DataFrame(columns=_selected(query))
+                    continue
             cur.execute(query)
             columns = [d.name for d in cur.description]
             frames[name] = pd.DataFrame(cur.fetchall(), columns=columns)
@@ -95,18 +110,15 @@ def load_data(conn) -> ReportData:
         for column in frame.columns:
             if column == "month":
                 frame[column] = pd.to_datetime(frame[column])
-            elif frame[column].dtype == object and column not in {
-                "medication_key",
-                "generic_name",
-                "atc_level1",
-                "department_key",
-                "abc_class",
-                "xyz_class",
-                "method",
-                "generated_at",
-            }:
+            elif frame[column].dtype == object and column not in TEXT_COLUMNS:
                 frame[column] = pd.to_numeric(frame[column])
     return ReportData(**frames)
+
+
+def _selected(query: str) -> list[str]:
+    """The column names a query's select list names (for an empty frame of the same shape)."""
+    head = query.split("select", 1)[1].split("from", 1)[0]
+    return [part.strip().rsplit(" ", 1)[-1].rsplit(".", 1)[-1] for part in head.split(",")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,10 +227,12 @@ def forecast_vs_actual(data: ReportData):
     spend = df[df["month"] > last - pd.DateOffset(months=12)].groupby("medication_key")["spend"]
     keys = list(spend.sum().nlargest(FORECAST_DRUGS).index)
     rows = (len(keys) + 1) // 2 or 1
-    fig = make_subplots(
-        rows=rows, cols=2, subplot_titles=[_label(k, names) for k in keys], vertical_spacing=0.08
-    )
     fc = data.forecast
+    methods = fc.groupby("medication_key")["method"].first().to_dict() if len(fc) else {}
+    titles = [
+        f"{_label(k, names)} · {methods[k]}" if k in methods else _label(k, names) for k in keys
+    ]
+    fig = make_subplots(rows=rows, cols=2, subplot_titles=titles, vertical_spacing=0.08)
     for i, key in enumerate(keys):
         r, c = i // 2 + 1, i % 2 + 1
         hist = monthly[monthly["medication_key"] == key].sort_values("month").tail(HISTORY_MONTHS)
@@ -233,11 +247,11 @@ def forecast_vs_actual(data: ReportData):
         )  # fmt: skip
         if not ahead.empty:
             band_x = [*ahead["month"], *ahead["month"].iloc[::-1]]
-            band_y = [*ahead["upper"], *ahead["lower"].iloc[::-1]]
+            band_y = [*ahead["upper_80"], *ahead["lower_80"].iloc[::-1]]
             fig.add_trace(
                 go.Scatter(
                     x=band_x, y=band_y, mode="lines", fill="toself", fillcolor="#dd6b202e",
-                    line={"width": 0}, name="90% interval", legendgroup="i", showlegend=first,
+                    line={"width": 0}, name="80% interval", legendgroup="i", showlegend=first,
                     hoverinfo="skip",
                 ),
                 row=r, col=c,
@@ -308,26 +322,56 @@ def drug_shares(data: ReportData):
     return _layout(fig, height=360)
 
 
+def last_month_note(data: ReportData) -> str:
+    """How the forecast treated a partial last month of data, per treatment (a note line)."""
+    fc = data.forecast
+    if fc.empty or "last_month_treatment" not in fc:
+        return ""
+    per_drug = fc.groupby("medication_key")["last_month_treatment"].first()
+    counts = per_drug.value_counts()
+    parts = []
+    for how, count in counts.items():
+        drugs = f"{count} drug{'s' if count != 1 else ''}"
+        if how == "complete":
+            parts.append(f"complete for {drugs}")
+        elif how == "excluded":
+            parts.append(
+                f"excluded for {drugs} (it covered under half its working days: it is forecast "
+                "instead)"
+            )
+        elif str(how).startswith("scaled x"):
+            factor = str(how).removeprefix("scaled x")
+            parts.append(f"scaled ×{factor} by working days for {drugs}")
+        else:
+            parts.append(f"{html.escape(str(how))} for {drugs}")
+    return "<p class='note'>Last month of data: " + "; ".join(parts) + ".</p>"
+
+
 def reorder_table(data: ReportData) -> str:
     df = data.reorder
     if df.empty:
         return "<p class='note'>No drug is below its reorder point.</p>"
     head = (
-        "<tr><th>drug</th><th>code</th><th>on hand</th><th>on order</th><th>reorder point</th>"
-        "<th>suggested order</th><th>expiring in 30 days</th></tr>"
+        "<tr><th>drug</th><th>code</th><th>on hand</th><th>on order</th><th>safety stock</th>"
+        "<th>reorder point</th><th>suggested order</th><th>expiring in 30 days</th>"
+        "<th>forecast method</th><th>backtest WAPE</th></tr>"
     )
 
     def num(value) -> str:
         return "" if pd.isna(value) else f"{float(value):,.0f}"
 
+    def share(value) -> str:
+        return "n/a" if pd.isna(value) else f"{float(value):.0%}"
+
     body = "".join(
         "<tr>"
         f"<td>{html.escape(str(r.generic_name or ''))}</td>"
         f"<td>{html.escape(str(r.medication_key))}</td>"
-        f"<td>{num(r.on_hand)}</td><td>{num(r.on_order)}</td><td>{num(r.reorder_point)}</td>"
-        f"<td><b>{num(r.suggested_order_qty)}</b></td>"
+        f"<td>{num(r.on_hand)}</td><td>{num(r.on_order)}</td><td>{num(r.safety_stock)}</td>"
+        f"<td>{num(r.reorder_point)}</td><td><b>{num(r.suggested_order_qty)}</b></td>"
         f"<td class='{'warn' if (r.expiring_30d_qty or 0) > 0 else ''}'>"
         f"{num(r.expiring_30d_qty)}</td>"
+        f"<td>{html.escape(str(r.method))}</td><td>{share(r.backtest_wape)}</td>"
         "</tr>"
         for r in df.itertuples()
     )
@@ -383,8 +427,11 @@ def build_sections(data: ReportData) -> list[Section]:
         ),
         (
             f"Forecast vs actual: top {FORECAST_DRUGS} drugs by spend",
-            "Monthly quantity dispensed (blue) and the demand forecast (orange dashed, "
-            "Holt-Winters with seasonality) with its 90% interval (shaded).",
+            "Monthly quantity dispensed (blue) and the demand forecast (orange dashed) with its "
+            "80% interval (shaded). Each drug's method (named after its title) is the candidate "
+            "with the least error when the drug's own history was forecast from its earlier "
+            "months (rolling-origin backtest); months follow their working days and the Spring "
+            "Festival.",
             forecast_vs_actual,
         ),
     ]
@@ -405,21 +452,26 @@ def build_sections(data: ReportData) -> list[Section]:
     sections: list[Section] = []
     first = True
 
+    notes = {forecast_vs_actual: last_month_note}
+
     def chart(title: str, explanation: str, make) -> None:
         nonlocal first
         fig = make(data)
         div = fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False})
         first = False
-        sections.append(Section(title, explanation, div))
+        note = notes[make](data) if make in notes else ""
+        sections.append(Section(title, explanation, div + note))
 
     for item in charts:
         chart(*item)
     sections.append(
         Section(
             "Reorder list",
-            "Drugs whose stock plus open orders is at or below the reorder point (expected "
-            "demand over the lead time plus safety stock), with the suggested order and the "
-            "units that expire within 30 days.",
+            "Drugs whose stock plus open orders is at or below the reorder point: the "
+            "forecast's demand over the lead time plus a safety stock from the forecast's "
+            "interval (its 95th percentile above the forecast, scaled to the lead time), with "
+            "the suggested order, the units that expire within 30 days, and the method and "
+            "backtest error of the drug's forecast.",
             reorder_table(data),
         )
     )
@@ -448,7 +500,7 @@ def render_html(
             f"<p class='explain'>{html.escape(s.explanation)}</p>{s.body}</section>"
         )
     parts.append(
-        "<footer>Hospital data platform · forecast: hdp.analytics.forecast · "
+        "<footer>Hospital data platform · forecast: hdp.analytics.forecast (statsforecast) · "
         "figures aggregate drugs and departments only</footer></main></body></html>"
     )
     return "\n".join(parts)

@@ -2,7 +2,8 @@
 
 Its tasks log in as the transformer (the dbt profile's HDP_WAREHOUSE_* variables): the loader
 login of the `hdp_warehouse` connection may not read the marts, and the forecast writes
-marts.mart_drug_forecast. Nothing here touches a database at import or parse time.
+marts.mart_drug_forecast and marts.mart_reorder_forecast. Nothing here touches a database at
+import or parse time.
 """
 
 from __future__ import annotations
@@ -50,16 +51,22 @@ def transformer_login():
 
 
 def run_forecast(horizon: int = FORECAST_HORIZON) -> int:
-    from hdp.analytics.forecast import forecast_table
+    from hdp.analytics.forecast_mart import write_forecast
     from hdp.warehouse.database import connect
 
     conn = connect(transformer_login())
     try:
-        rows = forecast_table(conn, horizon)
+        run = write_forecast(conn, horizon)
     finally:
         conn.close()
-    print(f"marts.mart_drug_forecast: {rows} rows ({horizon} months per drug)")
-    return rows
+    methods = ", ".join(f"{name} {count}" for name, count in run.methods.items()) or "none"
+    last_month = ", ".join(f"{how} {count}" for how, count in run.last_month.items()) or "none"
+    print(
+        f"marts.mart_drug_forecast: {run.forecast_rows} rows ({horizon} months per drug); "
+        f"marts.mart_reorder_forecast: {run.reorder_rows} rows"
+    )
+    print(f"drugs per method: {methods}; partial last month: {last_month}")
+    return run.forecast_rows
 
 
 def run_report() -> str:
@@ -90,9 +97,11 @@ def build_procurement_report_dag():
 ### Procurement report
 Runs when the transform has rebuilt the marts (asset `hdp://warehouse/marts`), or by hand.
 
-1. **forecast**: a seasonal demand forecast (Holt-Winters, `hdp.analytics.forecast`) of every drug
-   for the next 6 months from `marts.mart_drug_consumption_monthly`, written to
-   `marts.mart_drug_forecast` in one transaction.
+1. **forecast**: the demand forecast of every drug for the next 6 months from
+   `marts.mart_drug_consumption_monthly` (`hdp.analytics.forecast`: statsforecast candidates
+   chosen per drug by backtest, the Chinese holiday calendar, partial months scaled or
+   excluded), written with the reorder points it implies to `marts.mart_drug_forecast` and
+   `marts.mart_reorder_forecast` in one transaction (`hdp.analytics.forecast_mart`).
 2. **report**: `$HDP_HOME/reports/procurement_<date>.html` (and `procurement_latest.html`):
    spend trends, top drugs, ABC/XYZ, forecast vs actual, the reorder list, antibiotic
    indicators against national targets, essential-drug and drug cost shares. It reads marts
