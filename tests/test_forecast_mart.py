@@ -4,7 +4,6 @@ safety stock from the forecast's interval, and a hospital's analyst reads only i
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -135,7 +134,7 @@ def test_a_90_day_history_gives_forecasts_that_follow_the_calendar(fresh_db: str
         assert max(values.values()) > 1.1 * min(values.values()), f"{key}: a flat forecast"
         # the Spring Festival (17 February 2026) and a short month: February is the low one
         assert values[date(2026, 2, 1)] < 0.9 * values[date(2026, 3, 1)], key
-        assert {m[4] for m in months} <= {"naive", "historic_average", "ets"}, key
+        assert {m[4] for m in months} <= {"last_month", "historic_average", "ets"}, key
         assert {m[5] for m in months} == {"per_working_day"}
     page = path.read_text(encoding="utf-8")
     section = page.split("Forecast vs actual", 1)[1].split("</section>", 1)[0]
@@ -215,12 +214,12 @@ def test_the_reorder_point_takes_its_safety_stock_from_the_interval():
     stock = Stock("H001", "A1", 7.0, on_hand=50.0, on_order=20.0, pack_size=10, expiring_30d_qty=0)
     narrow = reorder_plan(_forecast(300.0, 360.0), stock, review_days=7)
     wide = reorder_plan(_forecast(300.0, 450.0), stock, review_days=7)
-    # April has 30 days: 10 a day, 70 over the lead time; safety (360 - 300) x sqrt(7 / 30)
+    # April has 30 days: 10 a day, 70 over the lead time; safety (360 - 300) x 7 / 30 = 14
     assert narrow["avg_daily_demand"] == 10.0 and narrow["lead_time_demand"] == 70.0
-    assert narrow["safety_stock"] == pytest.approx(60 * math.sqrt(7 / 30), abs=0.01)
-    assert narrow["reorder_point"] == pytest.approx(70 + 60 * math.sqrt(7 / 30), abs=0.01)
-    # 98.98 + 70 (review period) - 50 - 20 = 98.98, in whole packs of 10
-    assert narrow["suggested_order_qty"] == 100.0 and narrow["needs_reorder"]
+    assert narrow["safety_stock"] == pytest.approx(14.0, abs=0.01)
+    assert narrow["reorder_point"] == pytest.approx(84.0, abs=0.01)
+    # 84 + 70 (review period) - 50 - 20 = 84, in whole packs of 10
+    assert narrow["suggested_order_qty"] == 90.0 and narrow["needs_reorder"]
     assert wide["safety_stock"] > narrow["safety_stock"]
     assert wide["reorder_point"] > narrow["reorder_point"]
     assert wide["suggested_order_qty"] >= narrow["suggested_order_qty"]

@@ -202,10 +202,13 @@ def reorder_plan(fc: Forecast, stock: Stock, review_days: float) -> dict[str, ob
     """The reorder point from the forecast's first month and its interval:
 
     daily demand = forecast / days of the month; lead-time demand = daily x lead time;
-    safety stock = (upper_90 - forecast) x sqrt(lead time / days of the month): the interval's
-    95th percentile, scaled from a month down to the lead time; reorder point = lead-time
-    demand + safety stock; suggested order = max(0, reorder point + daily x review period -
-    on hand - on order), rounded up to whole packs. A product without a lead time has no
+    safety stock = (upper_90 - forecast) x lead time / days of the month: the interval's 95th
+    percentile, scaled from a month down to the lead time in proportion (a monthly forecast's
+    error is mostly an error in the level, which every day of the lead time shares; the daily
+    noise has averaged out in the month, so a square-root scaling would count it as
+    independent days and give about twice the stock for a week's lead time); reorder point =
+    lead-time demand + safety stock; suggested order = max(0, reorder point + daily x review
+    period - on hand - on order), rounded up to whole packs. A product without a lead time has no
     reorder point (0), like one without demand.
     """
     month = fc.months[0]
@@ -218,7 +221,7 @@ def reorder_plan(fc: Forecast, stock: Stock, review_days: float) -> dict[str, ob
         lead_demand = safety = 0.0
     else:
         lead_demand = daily * lead
-        safety = max(upper - forecast, 0.0) * math.sqrt(lead / days)
+        safety = max(upper - forecast, 0.0) * lead / days
     point = lead_demand + safety
     pack = max(float(stock.pack_size or 1), 1.0)
     short = max(0.0, point + daily * review_days - stock.on_hand - stock.on_order)
