@@ -21,6 +21,7 @@ from hdp.analytics.forecast import (
     monthly_series,
     scores,
     seasonal_naive,
+    step_quantiles,
     trim_partial,
 )
 from hdp.analytics.holiday_calendar import month_calendar
@@ -135,6 +136,52 @@ def test_intervals_nest_around_the_forecast_and_stay_non_negative():
         assert (fc.upper[80] <= fc.upper[95] + 1e-9).all()
         assert (fc.lower[95] >= 0).all()
         assert (np.diff(fc.upper[95] - fc.values) >= -1e-9).all()  # widens with the horizon
+
+
+def _errors(rng, series: int, steps: int, sd_of_step, bias: float = 0.0) -> dict:
+    """Backtest errors (step, signed error, scale 100) of `series` series, 6 windows each."""
+    return {
+        f"S{i}": [
+            (j, float(100 * (bias + rng.normal(0, sd_of_step(j)))), 100.0)
+            for _ in range(6)
+            for j in range(steps)
+        ]
+        for i in range(series)
+    }
+
+
+def test_a_large_family_gets_a_quantile_per_step_from_its_own_errors():
+    rng = np.random.default_rng(7)
+    chosen = _errors(rng, 40, 6, lambda j: 0.1 * math.sqrt(j + 1))  # 240 errors per step
+    spreads = dict.fromkeys(chosen, 1.0)
+    q = step_quantiles(chosen, chosen, spreads, 6)
+    # |N(0, sd)|'s 90% quantile is 1.645 sd: measured per step, not assumed
+    expected = 1.645 * 0.1 * np.sqrt(np.arange(1, 7))
+    assert np.allclose(q[90], expected, rtol=0.15)
+    assert (q[80] < q[90]).all() and (q[90] < q[95]).all()
+    # past the backtest's longest stretch the last step's width grows with the square root
+    q12 = step_quantiles(chosen, chosen, spreads, 12)
+    assert np.allclose(q12[90][:6], q[90]) and q12[90][11] == pytest.approx(q[90][5] * math.sqrt(2))
+
+
+def test_intervals_are_symmetric_so_a_backtest_bias_is_not_carried_forward():
+    rng = np.random.default_rng(8)
+    biased = _errors(rng, 40, 3, lambda j: 0.05, bias=-0.2)  # every backtest under-forecast
+    q = step_quantiles(biased, biased, dict.fromkeys(biased, 1.0), 3)
+    # one half-width for both sides, as large as the biased errors (0.2 + noise)
+    assert (q[80] > 0.2).all()
+
+
+def test_a_small_family_pools_every_candidates_errors():
+    rng = np.random.default_rng(9)
+    chosen = _errors(rng, 2, 6, lambda j: 0.02)  # 12 errors per step: too few for its own
+    wide = _errors(rng, 2, 6, lambda j: 0.2)
+    every = {k: chosen[k] + wide[k] for k in chosen}
+    spreads = dict.fromkeys(chosen, 1.0)
+    alone = step_quantiles(chosen, chosen, spreads, 6)
+    pooled = step_quantiles(chosen, every, spreads, 6)
+    assert (pooled[80] > 2 * alone[80]).all()  # the other candidates' errors widen it
+    assert np.allclose(pooled[80] / pooled[80][0], np.arange(1, 7))  # linear in the step
 
 
 def test_real_pbs_series_selected_beats_seasonal_naive_and_stays_near_the_best():

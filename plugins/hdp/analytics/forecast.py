@@ -20,9 +20,13 @@ For each drug's monthly quantity (`forecast_many`):
    the last `windows` stretches of the series' own history from what came before; the lowest
    WAPE over those stretches wins, seasonal naive whenever it ties, so the choice cannot lose
    to seasonal naive in backtest. The choice and its backtest WAPE are kept with the forecast.
-5. **Intervals** (`intervals`): conformal, from the backtest errors of the chosen methods,
-   pooled over the family of series forecast together, scaled by each series' level and the
-   square root of the horizon; 80%, 90% and 95%. Their coverage on held-back data is what
+5. **Intervals** (`step_quantiles`): conformal and symmetric, from the backtest errors pooled
+   over the family of series forecast together, each error divided by its series' scale (mean
+   of the last year) and spread (mean |error| / scale); 80%, 90% and 95%. A large family (at
+   least `MIN_STEP_ERRORS` errors of the chosen methods at a step) gets a quantile per step,
+   grown by the square root of the step past the backtest's longest stretch; a small one pools
+   every candidate's errors (the chosen method's own are optimistic after selection) with a
+   width growing linearly in the step. Their coverage on held-back data is what
    `make forecast-bench` prints next to the nominal level.
 
 `evaluate(series, holdout)` holds the last months back, forecasts them and scores WAPE (sum
@@ -487,6 +491,7 @@ class _Fit:
     partial: str
     level: float  # mean of the last year of history: the interval's scale
     errors: list[tuple[int, float, float]]  # the chosen method's backtest errors
+    all_errors: dict[str, list[tuple[int, float, float]]]  # every scored candidate's
     candidates: dict[str, np.ndarray]
 
 
@@ -511,7 +516,7 @@ def _fit_one(
         future = _months_after(history.iloc[:1], horizon) if len(history) else []
     if len(y) == 0 or float(np.abs(y).sum()) == 0:
         zeros = np.zeros(horizon)
-        return _Fit(future, zeros, "zero", math.nan, NO_CALENDAR, partial, 0.0, [], {})
+        return _Fit(future, zeros, "zero", math.nan, NO_CALENDAR, partial, 0.0, [], {}, {})
     effect = calendar_effect(y, months, future, spec)
     y_adj = y / effect.past
     eligible = candidates_for(y, pool)
@@ -544,46 +549,83 @@ def _fit_one(
         partial,
         _scale(y, len(y)),
         bt.errors.get(method, []) if bt is not None else [],
+        bt.errors if bt is not None else {},
         fitted,
     )
 
 
-STEP_GROWTH = (
-    1.0  # errors grow with the horizon: level and trend both drift (measured: 0.5 covered less)
-)
+MIN_STEP_ERRORS = 100  # errors at a step from which that step gets its own quantile
+SMALL_FAMILY_GROWTH = 1.0  # width per step in a small family: errors grow with the horizon
+BEYOND_GROWTH = 0.5  # past the backtest's longest step: widths grow with its square root
+
+Errors = Sequence[tuple[int, float, float]]  # (step, signed error, the series' scale)
 
 
-def _normalised(errors: Iterable[tuple[int, float, float]]) -> np.ndarray:
-    r = np.array([e / (s * (j + 1) ** STEP_GROWTH) for j, e, s in errors], dtype=float)
-    return r[np.isfinite(r)]
+def spread(errors: Errors) -> float:
+    """A series' own error size: mean |backtest error| / its scale; nan with fewer than 6."""
+    r = np.array([abs(e) / s for _, e, s in errors if s > 0], dtype=float)
+    return float(r.mean()) if len(r) >= 6 else math.nan
 
 
-def spread(errors: Sequence[tuple[int, float, float]]) -> float:
-    """A series' own error size: mean |normalised backtest error|; nan with fewer than 6."""
-    r = _normalised(errors)
-    return float(np.abs(r).mean()) if len(r) >= 6 else math.nan
+def _normal_quantiles(r: np.ndarray, levels: Sequence[int]) -> dict[int, float]:
+    """Too few errors for quantiles: a normal with their root mean square (or 1.25)."""
+    from statistics import NormalDist
+
+    sd = float(np.sqrt(np.mean(r**2))) if len(r) >= 3 else 1.25
+    return {lv: NormalDist().inv_cdf(1 - (1 - lv / 100) / 2) * sd for lv in levels}
 
 
-def interval_quantiles(
-    errors: Iterable[tuple[int, float, float]], levels: Sequence[int] = LEVELS
-) -> dict[int, tuple[float, float]]:
-    """Conformal bounds of normalised backtest errors (already divided by each series' own
-    spread): per level, the lower and upper quantile."""
-    r = np.asarray(list(errors), dtype=float)
+def step_quantiles(
+    chosen: Mapping[str, Errors],
+    every: Mapping[str, Errors],
+    spreads: Mapping[str, float],
+    horizon: int,
+    levels: Sequence[int] = LEVELS,
+) -> dict[int, np.ndarray]:
+    """Conformal half-widths per level and forecast step, in units of each series' scale and
+    spread (symmetric: a bias of the backtest is not carried into the future).
+
+    - **Large families** (at least `MIN_STEP_ERRORS` errors of the chosen methods at a step):
+      each step's own quantile of |error| / (scale x spread); past the last step the backtest
+      covers that well, the last one grown by the square root of the step ratio.
+    - **Small families**: every scored candidate's errors (the chosen method's few errors are
+      optimistic after selection), divided by the step, pooled over steps; the width grows
+      linearly with the step.
+    """
+    per_step: dict[int, list[float]] = {}
+    for key, errs in chosen.items():
+        for j, e, s in errs:
+            if s > 0:
+                per_step.setdefault(j, []).append(abs(e) / s / spreads[key])
+    covered = 0
+    while len(per_step.get(covered, ())) >= MIN_STEP_ERRORS:
+        covered += 1
+    steps = np.arange(horizon, dtype=float)
+    out: dict[int, np.ndarray] = {}
+    if covered:
+        beyond = np.maximum((steps + 1) / covered, 1.0) ** BEYOND_GROWTH
+        for lv in levels:
+            q = [
+                float(np.quantile(per_step[min(j, covered - 1)], lv / 100)) for j in range(horizon)
+            ]
+            out[lv] = np.maximum.accumulate(np.array(q)) * beyond
+        return out
+    growth = (steps + 1) ** SMALL_FAMILY_GROWTH
+    r = np.array(
+        [
+            abs(e) / (s * (j + 1) ** SMALL_FAMILY_GROWTH) / spreads[key]
+            for key, errs in every.items()
+            for j, e, s in errs
+            if s > 0
+        ],
+        dtype=float,
+    )
     r = r[np.isfinite(r)]
-    out = {}
-    for level in levels:
-        a = 1 - level / 100
-        if len(r) >= MIN_INTERVAL_ERRORS:
-            lo, hi = np.quantile(r, a / 2), np.quantile(r, 1 - a / 2)
-        else:  # too few errors for quantiles: normal, with their spread (or one spread)
-            from statistics import NormalDist
-
-            z = NormalDist().inv_cdf(1 - a / 2)
-            sd = float(np.std(r, ddof=1)) if len(r) >= 3 else 1.25
-            lo, hi = -z * sd, z * sd
-        out[level] = (float(min(lo, 0.0)), float(max(hi, 0.0)))
-    return out
+    if len(r) >= MIN_INTERVAL_ERRORS:
+        base = {lv: float(np.quantile(r, lv / 100)) for lv in levels}
+    else:
+        base = _normal_quantiles(r, levels)
+    return {lv: base[lv] * growth for lv in levels}
 
 
 def forecast_many(
@@ -619,15 +661,17 @@ def forecast_many(
     known = [v for v in spreads.values() if math.isfinite(v) and v > 0]
     typical = float(np.median(known)) if known else 0.5
     spreads = {k: v if math.isfinite(v) and v > 0 else typical for k, v in spreads.items()}
-    quantiles = interval_quantiles(
-        r / spreads[key] for key, f in fits.items() for r in _normalised(f.errors)
+    half = step_quantiles(
+        {key: f.errors for key, f in fits.items()},
+        {key: [e for errs in f.all_errors.values() for e in errs] for key, f in fits.items()},
+        spreads,
+        horizon,
     )
-    steps = np.arange(1, horizon + 1) ** STEP_GROWTH
     out = {}
     for key, f in fits.items():
-        width = f.level * spreads[key] * steps
-        lower = {lv: np.maximum(f.values + q[0] * width, 0.0) for lv, q in quantiles.items()}
-        upper = {lv: f.values + q[1] * width for lv, q in quantiles.items()}
+        width = {lv: f.level * spreads[key] * q for lv, q in half.items()}
+        lower = {lv: np.maximum(f.values - w, 0.0) for lv, w in width.items()}
+        upper = {lv: f.values + w for lv, w in width.items()}
         out[key] = Forecast(
             f.months,
             f.values,
