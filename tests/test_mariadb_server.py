@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hdp.config import load_settings
+from hdp.warehouse.clusters import embedded_clusters
 from hdp.warehouse.mariadb import (
     MariaDBNotFound,
     MariaDBServer,
@@ -122,7 +124,14 @@ def test_hdp_cli_status_and_down_stop_it(mariadb):
     cli = [sys.executable, "-m", "hdp"]
     status = subprocess.run([*cli, "mariadb", "status"], capture_output=True, text=True)
     assert (status.returncode, status.stdout.strip()) == (0, "running")
-    down = subprocess.run([*cli, "down"], capture_output=True, text=True, timeout=120)
+    # `down` stops the embedded PostgreSQL too: the session's other modules need it back
+    settings = load_settings()
+    clusters = [c for c in embedded_clusters(settings) if c.is_running()]
+    try:
+        down = subprocess.run([*cli, "down"], capture_output=True, text=True, timeout=120)
+    finally:
+        for c in clusters:
+            c.start()
     assert down.returncode == 0, down.stderr
     assert "MariaDB stopped" in down.stdout
     assert not server.is_running() and not _listening(server.port)
@@ -143,9 +152,7 @@ def test_missing_binaries_name_the_package(tmp_path, monkeypatch):
 
 def test_an_existing_server_by_url_is_not_started_or_stopped(monkeypatch, mariadb):
     _, admin = mariadb
-    monkeypatch.setenv("HDP_MARIADB_URL", admin.url.replace("root:", "root:", 1))
-    from hdp.config import load_settings
-
+    monkeypatch.setenv("HDP_MARIADB_URL", admin.url)
     assert mariadb_server(load_settings()) is None
     login = mariadb_admin(load_settings())
     assert (login.user, login.host, login.port) == (admin.user, admin.host, admin.port)
