@@ -118,3 +118,18 @@ def test_mysql_urls_are_mysql_logins():
     assert Login.from_url("mariadb://r:p@h:3307/x").dialect == "mysql"
     assert Login.from_url("postgresql://u:p@h/db").dialect == "postgresql"
     assert CATALOGUE_READERS["mysql"][1] is read_mysql_catalogue
+
+
+def test_mysql_statement_errors_are_not_retried_but_lost_connections_are():
+    import pymysql
+
+    from hdp.ingest.extract import ExtractError, is_deterministic
+
+    for error, expected in (
+        (pymysql.err.ProgrammingError(1064, "syntax"), True),
+        (pymysql.err.DataError(1292, "bad value"), True),
+        (pymysql.err.OperationalError(2013, "Lost connection"), False),
+    ):
+        wrapped = ExtractError("reading from the MySQL source failed")
+        wrapped.__cause__ = error
+        assert is_deterministic(wrapped) is expected, error

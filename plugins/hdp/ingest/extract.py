@@ -86,6 +86,12 @@ def is_deterministic(exc: BaseException) -> bool:
     if isinstance(exc, ExtractRefused):
         return True
     cause = exc.__cause__ if isinstance(exc, ExtractError) else exc
+    if type(cause).__module__.startswith("pymysql"):  # a MySQL source's driver
+        from pymysql import err
+
+        return isinstance(
+            cause, (err.DataError, err.ProgrammingError, err.IntegrityError, err.NotSupportedError)
+        )
     return isinstance(cause, _DETERMINISTIC)
 
 
