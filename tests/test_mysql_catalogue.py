@@ -107,7 +107,8 @@ def test_copy_line_maps_null_and_appends_the_batch_metadata():
 
 
 def test_mysql_urls_are_mysql_logins():
-    login = Login.from_url("mysql://reader:p%40ss@10.0.0.5/his")
+    quoted = "p%40ss"  # "p@ss", as a URL must spell it
+    login = Login.from_url(f"mysql://reader:{quoted}@10.0.0.5/his")
     assert (login.dialect, login.port, login.password, login.dbname) == (
         "mysql",
         3306,
@@ -133,3 +134,20 @@ def test_mysql_statement_errors_are_not_retried_but_lost_connections_are():
         wrapped = ExtractError("reading from the MySQL source failed")
         wrapped.__cause__ = error
         assert is_deterministic(wrapped) is expected, error
+
+
+def test_an_airflow_mysql_connection_is_a_mysql_login(monkeypatch):
+    """The extract task's login (hdp.orchestration.common.connection_login) keeps the dialect
+    of an Airflow connection of type mysql, so the task connects with PyMySQL."""
+    from hdp.orchestration.common import connection_login
+
+    monkeypatch.setenv("AIRFLOW_CONN_T_CLINIC_SOURCE", "mysql://reader:secret@10.1.2.3:3307/his")
+    monkeypatch.setenv("AIRFLOW_CONN_T_PG_SOURCE", "postgresql://reader:secret@10.1.2.3:5433/his")
+    login = connection_login("t_clinic_source")
+    assert (login.dialect, login.host, login.port, login.dbname) == (
+        "mysql",
+        "10.1.2.3",
+        3307,
+        "his",
+    )
+    assert connection_login("t_pg_source").dialect == "postgresql"
