@@ -436,16 +436,10 @@ def connect_mysql(login):
     """A read-only session on a MySQL or MariaDB source (PyMySQL)."""
     import pymysql
 
+    from hdp.ingest.extract import connect_source
+
     try:
-        conn = pymysql.connect(
-            host=login.host,
-            port=login.port,
-            user=login.user,
-            password=login.password,
-            database=login.dbname or None,
-            charset="utf8mb4",
-            connect_timeout=10,
-        )
+        conn = connect_source(login)
     except pymysql.Error as exc:
         raise CatalogueError(f"cannot connect to the MySQL source: {safe_error(exc)}") from exc
     start_session(conn)

@@ -120,16 +120,14 @@ def is_mysql(conn) -> bool:
 def connect_source(login, **kwargs: object):
     """A connection to a database source by its login's dialect: psycopg2, or PyMySQL."""
     if login.dialect == "mysql":
-        import pymysql
+        from hdp.warehouse.mariadb import connect_mysql
 
-        return pymysql.connect(
+        return connect_mysql(
             host=login.host,
             port=login.port,
             user=login.user,
             password=login.password,
-            database=login.dbname or None,
-            charset="utf8mb4",
-            connect_timeout=10,
+            database=login.dbname,
             **kwargs,
         )
     from hdp.warehouse.database import connect

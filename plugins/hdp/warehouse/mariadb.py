@@ -130,19 +130,43 @@ class MariaDBLogin:
         )
 
 
-def connect(login: MariaDBLogin, **kwargs: object):
-    """A PyMySQL connection (utf8mb4); rows are never fetched through it in bulk."""
+def connect_mysql(
+    *,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    database: str = "",
+    unix_socket: str | None = None,
+    **kwargs: object,
+):
+    """A PyMySQL connection (utf8mb4): the one place the platform opens one (this server, and
+    the MySQL sources: hdp.ingest.extract.connect_source). Rows are never fetched through it in
+    bulk."""
     import pymysql
 
     return pymysql.connect(
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        database=database or None,
+        unix_socket=unix_socket,
+        charset="utf8mb4",
+        connect_timeout=10,
+        **kwargs,
+    )
+
+
+def connect(login: MariaDBLogin, **kwargs: object):
+    """A PyMySQL connection of a login on this server."""
+    return connect_mysql(
         host=login.host,
         port=login.port,
         user=login.user,
         password=login.password,
-        database=login.database or None,
+        database=login.database,
         unix_socket=login.unix_socket,
-        charset="utf8mb4",
-        connect_timeout=10,
         **kwargs,
     )
 
