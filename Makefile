@@ -8,7 +8,7 @@ HDP := $(BIN)/python -m hdp
 SIM := $(BIN)/python -m hdp_sim
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast up down stop lint lock clean browser summary bench bench-smoke forecast-bench
+.PHONY: install demo test test-fast up down stop lint lock clean browser mariadb summary bench bench-smoke forecast-bench
 
 install: $(STAMP)
 
@@ -26,12 +26,12 @@ lock:
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/main.in -o requirements/main.lock
 
 # Run the platform's main job end to end on the embedded PostgreSQL, through Airflow.
-demo: install
+demo: install mariadb
 	@$(SIM) demo
 
 # Every test against real PostgreSQL, dbt, GX and Airflow (its own clusters: the warehouse on
 # :55433, Airflow's metadata on a socket only).
-test: install browser
+test: install browser mariadb
 	@$(BIN)/pytest -q -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 # The benchmark's smoke run (tests/test_bench.py, 10-25 min): after a change to plugins/hdp_bench.
@@ -48,6 +48,15 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
 	  else echo "error: the UI tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# MariaDB server binaries for the MySQL-family sources (Debian's package; installed when root).
+# Only the binaries: the platform runs its own server in HDP_HOME/mariadb
+# (hdp.warehouse.mariadb), never the system service the package's post-install tries to start.
+mariadb:
+	@command -v mariadbd >/dev/null 2>&1 || test -x /usr/sbin/mariadbd || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >/dev/null; \
+	  else echo "error: the MySQL-source tests need MariaDB: sudo apt-get install mariadb-server" >&2; exit 1; fi; }
 
 # Airflow UI on 127.0.0.1 with the DAGs scheduled daily; `make down` stops everything.
 up: install

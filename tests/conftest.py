@@ -34,6 +34,8 @@ os.environ["HDP_HOME"] = _HOME if _WORKER_INDEX is None else f"{_HOME}-{_WORKER}
 os.environ["HDP_PG_PORT"] = _worker_port("HDP_PG_PORT", "55433")
 os.environ["HDP_AIRFLOW_PORT"] = _worker_port("HDP_AIRFLOW_PORT", "18081")
 os.environ["HDP_BENCH_TEST_PG_PORT"] = _worker_port("HDP_BENCH_TEST_PG_PORT", "55435")
+# the embedded MariaDB of the MySQL-source tests (hdp.warehouse.mariadb), off its default 33306
+os.environ["HDP_MARIADB_PORT"] = _worker_port("HDP_MARIADB_PORT", "33316")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import psycopg2  # noqa: E402
@@ -52,6 +54,20 @@ def cluster() -> Iterator[Cluster]:
     c.start()
     yield c
     stop_embedded(settings)  # and Airflow's metadata cluster, if a test started it
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """The embedded MariaDB server (started once per session, stopped at its end), or None
+    when HDP_MARIADB_URL names an existing server; yields (server or None, admin login)."""
+    from hdp.warehouse.mariadb import mariadb_admin, mariadb_server
+
+    settings = load_settings()
+    server = mariadb_server(settings)
+    admin = mariadb_admin(settings)  # starts the embedded server
+    yield server, admin
+    if server is not None:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -267,6 +283,9 @@ MODULE_TIERS: dict[str, str] = {
     "test_notify": "unit",
     "test_scaffold_inference": "unit",
     "test_extract": "integration",
+    "test_mariadb_server": "integration",
+    "test_mysql_catalogue": "unit",
+    "test_mysql_source": "integration",
     "test_extract_watermarks": "integration",
     "test_watermark": "unit",
     "test_hospital_b": "integration",
@@ -302,7 +321,9 @@ MODULE_TIERS: dict[str, str] = {
     "test_history": "e2e",
 }
 # fixtures that reach a database server: a unit test must not ask for one
-SERVER_FIXTURES = frozenset({"cluster", "pg_admin_dsn", "fresh_db", "platform", "airflow_env"})
+SERVER_FIXTURES = frozenset(
+    {"cluster", "pg_admin_dsn", "fresh_db", "platform", "airflow_env", "mariadb"}
+)
 # tests on fixed ports of their own (not the worker's): one xdist worker runs them all
 FIXED_PORT_MODULES = frozenset({"test_bench", "test_pgcluster"})
 

@@ -97,6 +97,11 @@ NOT_FOR_COMPOSE = {
     "HDP_MANAGE_HIS_SOURCE",
     # the forecast benchmark's own state folder (make forecast-bench, a developer machine)
     "HDP_BENCH_FORECAST_HOME",
+    # the project-local MariaDB of the MySQL-source tests (hdp.warehouse.mariadb); compose runs
+    # no MariaDB, and a MySQL source reaches the tasks as its AIRFLOW_CONN_<CONN_ID>
+    "HDP_MARIADB_URL",
+    "HDP_MARIADB_PORT",
+    "HDP_MARIADB_BINDIR",
 }
 AIRFLOW_SETTINGS = {
     "AIRFLOW__CORE__EXECUTOR",

@@ -302,12 +302,12 @@ def test_a_dialect_without_a_reader_and_a_missing_connection_say_what_to_do(
     from hdp.warehouse.database import source_dialect
 
     monkeypatch.setenv("HDP_HOME", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW_CONN_LIS_B", "mysql://reader@127.0.0.1:9/lis")
-    assert source_dialect("lis_b") == "mysql"
-    with pytest.raises(CatalogueError, match="no catalogue reader for 'mysql' sources yet"):
-        read_catalogue(None, "mysql", "lis")
+    monkeypatch.setenv("AIRFLOW_CONN_LIS_B", "mssql://reader@127.0.0.1:9/lis")
+    assert source_dialect("lis_b") == "mssql"
+    with pytest.raises(CatalogueError, match="no catalogue reader for 'mssql' sources yet"):
+        read_catalogue(None, "mssql", "lis")
     assert main(["source", "new", "lis_b", "--from-connection", "lis_b"]) == 2
-    assert "no catalogue reader for 'mysql'" in capsys.readouterr().err
+    assert "no catalogue reader for 'mssql'" in capsys.readouterr().err
     monkeypatch.delenv("AIRFLOW_CONN_LIS_B")
     assert main(["source", "new", "lis_b", "--from-connection", "lis_b"]) == 2
     assert "no connection lis_b: set AIRFLOW_CONN_LIS_B" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from hdp.config import load_settings
 from hdp.warehouse.clusters import Cluster, PostgresNotFound, stop_embedded
+from hdp.warehouse.mariadb import MariaDBNotFound
 
 log = logging.getLogger("hdp")
 
@@ -37,6 +38,28 @@ def cmd_db(args: argparse.Namespace) -> int:
         return 0 if running else 1
     elif args.action == "init":
         ensure_platform()
+    return 0
+
+
+def cmd_mariadb(args: argparse.Namespace) -> int:
+    """The embedded MariaDB server of the MySQL sources (hdp.warehouse.mariadb)."""
+    from hdp.warehouse.mariadb import URL_ENV, mariadb_server, stop_mariadb
+
+    settings = load_settings()
+    server = mariadb_server(settings)
+    if server is None:
+        print(f"{URL_ENV} names an existing server: nothing to {args.action} here")
+        return 0 if args.action != "status" else 1
+    if args.action == "start":
+        server.start()
+        print(f"MariaDB ready on 127.0.0.1:{server.port} (data in {server.data_dir})")
+    elif args.action == "stop":
+        stop_mariadb(settings)
+        print("MariaDB stopped")
+    else:
+        running = server.is_running()
+        print("running" if running else "stopped")
+        return 0 if running else 1
     return 0
 
 
@@ -193,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["start", "stop", "status", "init"])
     db.set_defaults(func=cmd_db)
 
+    mariadb = sub.add_parser(
+        "mariadb", help="embedded MariaDB (MySQL sources): start, stop, status"
+    )
+    mariadb.add_argument("action", choices=["start", "stop", "status"])
+    mariadb.set_defaults(func=cmd_mariadb)
+
     run = sub.add_parser("run", help="run a command with the platform environment")
     run.add_argument("command", nargs=argparse.REMAINDER)
     run.set_defaults(func=cmd_run)
@@ -241,6 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except PostgresNotFound as exc:
+    except (PostgresNotFound, MariaDBNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

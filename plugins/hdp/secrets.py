@@ -39,6 +39,9 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "pseudonym_key": _hex_key,
     # encrypts the identity store hdp_private.patient_identity; never stored in the database
     "identity_key": password,
+    # the embedded MariaDB server of the MySQL sources (hdp.warehouse.mariadb): root, user hdp
+    "mariadb_root_password": password,
+    "mariadb_user_password": password,
 }
 
 

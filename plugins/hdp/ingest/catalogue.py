@@ -3,7 +3,8 @@
 Reads the catalogue only (tables, columns, types, comments, keys and unique indexes), never a
 row: nothing here can put patient data on a screen or in a log. The reader is one function per
 SQL dialect (`CATALOGUE_READERS`), so a MySQL, SQL Server or Oracle source needs one more
-function that returns the same `Table` records; the inference below is dialect-free.
+function that returns the same `Table` records (MySQL and MariaDB: `read_mysql_catalogue`, from
+information_schema); the inference below is dialect-free.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import psycopg2
 
 from hdp.errors import safe_error
+from hdp.ingest.mysql import UnsupportedType, pg_type, start_session
 
 
 class CatalogueError(RuntimeError):
@@ -367,11 +369,90 @@ def connect_postgres(login):
     return conn
 
 
+_MYSQL_TABLES = """
+select table_name, table_comment, table_type from information_schema.tables
+where table_schema = %s and table_type in ('BASE TABLE', 'VIEW', 'SYSTEM VERSIONED')
+order by table_name
+"""
+_MYSQL_COLUMNS = """
+select column_name, column_type, is_nullable = 'NO', column_comment
+from information_schema.columns where table_schema = %s and table_name = %s
+order by ordinal_position
+"""
+# unique indexes over whole columns (no prefix index: a prefix is not the column's value)
+_MYSQL_INDEXES = """
+select index_name, group_concat(column_name order by seq_in_index separator '\t'),
+       max(sub_part is not null)
+from information_schema.statistics
+where table_schema = %s and table_name = %s and non_unique = 0
+group by index_name
+order by index_name <> 'PRIMARY', index_name
+"""
+
+
+def read_mysql_catalogue(conn, schema: str, only: Sequence[str] = ()) -> list[Table]:
+    """Tables of a MySQL/MariaDB database (`schema`: MySQL's database) from information_schema,
+    with each column's declared type (`column_type`; its PostgreSQL type: hdp.ingest.mysql)."""
+    with conn.cursor() as cur:
+        cur.execute("select 1 from information_schema.schemata where schema_name = %s", (schema,))
+        if cur.fetchone() is None:
+            raise CatalogueError(
+                f"database {schema} does not exist on the MySQL source, or the login has no "
+                "privilege on it: grant it select on the database's tables"
+            )
+        # information_schema lists only what the login has a privilege on
+        cur.execute(_MYSQL_TABLES, (schema,))
+        found = [(name, "" if kind == "VIEW" else comment) for name, comment, kind in cur]
+        _check_selection(schema, only, {name for name, _ in found})
+        return [
+            _mysql_table(cur, schema, name, comment)
+            for name, comment in found
+            if not only or name in only
+        ]
+
+
+def _mysql_table(cur, schema: str, name: str, comment: str) -> Table:
+    cur.execute(_MYSQL_COLUMNS, (schema, name))
+    columns = tuple(Column(n, t, bool(nn), _one_line(c)) for n, t, nn, c in cur.fetchall())
+    for column in columns:  # refused now, not at the first extract
+        try:
+            pg_type(column.data_type, f"{schema}.{name}.{column.name}")
+        except UnsupportedType as exc:
+            raise CatalogueError(str(exc)) from None
+    cur.execute(_MYSQL_INDEXES, (schema, name))
+    primary: tuple[str, ...] = ()
+    unique: list[tuple[str, ...]] = []
+    for index, cols, prefixed in cur.fetchall():
+        if prefixed:
+            continue
+        if index == "PRIMARY":
+            primary = tuple(cols.split("\t"))
+        else:
+            unique.append(tuple(cols.split("\t")))
+    return Table(name, columns, primary, tuple(unique), _one_line(comment))
+
+
+def connect_mysql(login):
+    """A read-only session on a MySQL or MariaDB source (PyMySQL)."""
+    import pymysql
+
+    from hdp.ingest.extract import connect_source
+
+    try:
+        conn = connect_source(login)
+    except pymysql.Error as exc:
+        raise CatalogueError(f"cannot connect to the MySQL source: {safe_error(exc)}") from exc
+    start_session(conn)
+    return conn
+
+
 CatalogueReader = Callable[..., list[Table]]
 # dialect (the connection URL's scheme) -> (connect, read the catalogue)
 CATALOGUE_READERS: dict[str, tuple[Callable, CatalogueReader]] = {
     "postgres": (connect_postgres, read_postgres_catalogue),
     "postgresql": (connect_postgres, read_postgres_catalogue),
+    "mysql": (connect_mysql, read_mysql_catalogue),  # MySQL and MariaDB
+    "mariadb": (connect_mysql, read_mysql_catalogue),
 }
 
 
@@ -386,7 +467,13 @@ def read_catalogue(login, dialect: str, schema: str, only: Sequence[str] = ()) -
     conn = connect(login)
     try:
         return read(conn, schema, only)
-    except psycopg2.Error as exc:
+    except (psycopg2.Error, *_mysql_errors()) as exc:
         raise CatalogueError(f"cannot read the catalogue: {safe_error(exc)}") from exc
     finally:
         conn.close()
+
+
+def _mysql_errors() -> tuple[type[BaseException], ...]:
+    import pymysql
+
+    return (pymysql.Error,)

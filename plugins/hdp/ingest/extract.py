@@ -15,7 +15,10 @@ source's time zone declared in the manifest), a timestamptz or an integer; its t
 source decides how it is compared and stored (hdp.ingest.watermark).
 
 Rows travel source → warehouse as a binary COPY through an OS pipe (two threads), never through
-Python objects: memory stays flat whatever the table size.
+Python objects: memory stays flat whatever the table size. A MySQL or MariaDB source (a PyMySQL
+connection as `src`) takes the same path, batches, intervals and audit; only the stream differs:
+its server renders each row as a line of COPY text and its command-line client streams the lines
+into COPY FROM STDIN (hdp.ingest.mysql).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from psycopg2 import sql
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 
 from hdp.errors import safe_error
+from hdp.ingest import mysql
 from hdp.ingest.watermark import (
     StoredWatermark,
     Watermark,
@@ -82,6 +86,12 @@ def is_deterministic(exc: BaseException) -> bool:
     if isinstance(exc, ExtractRefused):
         return True
     cause = exc.__cause__ if isinstance(exc, ExtractError) else exc
+    if type(cause).__module__.startswith("pymysql"):  # a MySQL source's driver
+        from pymysql import err
+
+        return isinstance(
+            cause, (err.DataError, err.ProgrammingError, err.IntegrityError, err.NotSupportedError)
+        )
     return isinstance(cause, _DETERMINISTIC)
 
 
@@ -98,10 +108,49 @@ class LoadResult:
     duration_s: float
     rows_skipped: int = 0  # re-read in the look-back window, already published: not stored
     already_published: bool = False  # a rerun of a published run: nothing was extracted
+    # MySQL sources: column -> rows whose zero date (0000-00-00) landed as NULL (mysql.ZERO_DATE)
+    zero_dates: dict[str, int] | None = None
+
+
+def is_mysql(conn) -> bool:
+    """Whether a source connection is a MySQL/MariaDB one (PyMySQL), not psycopg2's."""
+    return type(conn).__module__.startswith("pymysql")
+
+
+def connect_source(login, **kwargs: object):
+    """A connection to a database source by its login's dialect: psycopg2, or PyMySQL."""
+    if login.dialect == "mysql":
+        from hdp.warehouse.mariadb import connect_mysql
+
+        return connect_mysql(
+            host=login.host,
+            port=login.port,
+            user=login.user,
+            password=login.password,
+            database=login.dbname,
+            **kwargs,
+        )
+    from hdp.warehouse.database import connect
+
+    return connect(login, **kwargs)
+
+
+def _mysql_columns(conn, schema: str, table: str) -> list[mysql.MySQLColumn]:
+    with conn.cursor() as cur:
+        found = mysql.read_columns(cur, schema, table)
+    if not found:
+        raise ExtractRefused(f"source table {schema}.{table} not found or not readable")
+    return found
 
 
 def source_columns(conn, schema: str, table: str) -> list[tuple[str, str]]:
-    """Column names and full SQL types of a source table, in table order."""
+    """Column names and full SQL types of a source table, in table order (a MySQL source's
+    columns in the PostgreSQL types they land as: hdp.ingest.mysql.pg_type)."""
+    if is_mysql(conn):
+        try:
+            return [(c.name, c.pg_type) for c in _mysql_columns(conn, schema, table)]
+        except mysql.UnsupportedType as exc:
+            raise ExtractRefused(f"source table {schema}.{table}: {exc}") from None
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -340,15 +389,7 @@ def _interval(
         # re-read a window behind the watermark: a row whose source transaction committed
         # after a later-stamped row was extracted is stamped below the published watermark
         low = wm.back(low, lookback(manifest), manifest.lookback_ids)
-    with src.cursor() as cur:
-        cur.execute(
-            sql.SQL("select max({}) from {}.{}").format(
-                sql.Identifier(spec.watermark),
-                sql.Identifier(manifest.schema),
-                sql.Identifier(spec.name),
-            )
-        )
-        high = cur.fetchone()[0]
+    high = _source_max(src, manifest, spec, wm)
     if high is not None:
         high = wm.check(high)
     if high is None or (low is not None and wm.later(low, high)):
@@ -361,6 +402,76 @@ def _interval(
         )
     wh.commit()
     return low, high
+
+
+def _source_max(src, manifest: SourceManifest, spec: TableSpec, wm: Watermark):
+    """The watermark's highest value at the source, in the source's terms."""
+    if is_mysql(src):
+        with src.cursor() as cur:
+            cur.execute(
+                f"select max({mysql.quote_name(spec.watermark)}) from "
+                f"{mysql.quote_name(manifest.schema)}.{mysql.quote_name(spec.name)}"
+            )
+            high = cur.fetchone()[0]
+        # a MySQL timestamp comes back naive, in the session's zone: UTC (mysql.SESSION_SQL)
+        if isinstance(high, datetime) and wm.kind.value == "timestamptz":
+            high = high.replace(tzinfo=UTC)
+        return high
+    with src.cursor() as cur:
+        cur.execute(
+            sql.SQL("select max({}) from {}.{}").format(
+                sql.Identifier(spec.watermark),
+                sql.Identifier(manifest.schema),
+                sql.Identifier(spec.name),
+            )
+        )
+        return cur.fetchone()[0]
+
+
+def _mysql_literal(value: WatermarkValue) -> str:
+    """A watermark bound as a MySQL literal: an integer, or a time in the session's UTC."""
+    if isinstance(value, int):
+        return str(int(value))
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return mysql.quote_literal(value.strftime("%Y-%m-%d %H:%M:%S.%f"))
+
+
+def _mysql_where(spec: TableSpec, low, high) -> str:
+    column = mysql.quote_name(spec.watermark)
+    if high is None:
+        return "false"
+    if low is None:
+        return f"{column} <= {_mysql_literal(high)}"
+    return f"{column} > {_mysql_literal(low)} and {column} <= {_mysql_literal(high)}"
+
+
+def _mysql_copy(
+    src, wh, manifest: SourceManifest, spec: TableSpec, low, high, constants: list[str], raw
+) -> tuple[int, int, dict[str, int]]:
+    """Stream the interval's rows from a MySQL source into raw (COPY text), after counting its
+    zero dates; returns (rows read, rows written, zero dates per column)."""
+    columns = _mysql_columns(src, manifest.schema, spec.name)
+    source = f"{mysql.quote_name(manifest.schema)}.{mysql.quote_name(spec.name)}"
+    where = _mysql_where(spec, low, high)
+    zero_dates: dict[str, int] = {}
+    counts = mysql.zero_date_counts(columns)
+    if counts:
+        with src.cursor() as cur:
+            cur.execute(f"select {counts} from {source} where {where}")
+            found = cur.fetchone()
+        dates = [c.name for c in columns if c.is_date]
+        zero_dates = {n: int(k) for n, k in zip(dates, found, strict=True) if int(k)}
+    src.rollback()
+    query = f"select {mysql.copy_line(columns, constants)} from {source} where {where}"
+    copy_in = sql.SQL("copy {}.{} from stdin").format(*raw).as_string(wh)
+    try:
+        with mysql.ClientStream(src, query) as rows, wh.cursor() as cur:
+            cur.copy_expert(copy_in, rows, size=1 << 20)
+            written = cur.rowcount
+    except mysql.ClientError as exc:
+        raise ExtractError(f"reading from the MySQL source failed: {exc}") from None
+    return rows.lines, written, zero_dates
 
 
 _SET_INTERVAL = (
@@ -475,33 +586,43 @@ def _load(
     try:
         # One snapshot for the interval's max(watermark) and the copy, so no row committed in
         # between can fall into this batch's interval unseen.
-        src.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
-        src.set_session(readonly=True)
+        if is_mysql(src):
+            # the interval's max is read here and the rows by the client in a later snapshot:
+            # rows committed in between with a watermark up to `high` arrive too, none is lost
+            mysql.start_session(src)
+        else:
+            src.set_isolation_level(ISOLATION_LEVEL_REPEATABLE_READ)
+            src.set_session(readonly=True)
         try:
             low, high = _interval(wh, manifest, spec, batch_id, is_retry, src, wm)
         except WatermarkError as exc:
             raise _refused(exc, manifest, spec) from None
-        where, params = _where(spec, low, high)
-        target = sql.Identifier(manifest.schema), sql.Identifier(spec.name)
-        with src.cursor() as cur:
-            select = (
-                sql.SQL(
-                    "select {}, %s::bigint, %s::timestamptz, %s::text from {}.{} where "
-                ).format(sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns), *target)
-                + where
-            )
-            copy_out = cur.mogrify(
-                sql.SQL("copy ({}) to stdout (format binary)").format(select),
-                [batch_id, extracted_at, manifest.source, *params],
-            ).decode()
         raw = sql.Identifier(manifest.raw_schema), sql.Identifier(spec.name)
         with wh.cursor() as cur:
             cur.execute(
                 sql.SQL("delete from {}.{} where _batch_id = %s").format(*raw),
                 (batch_id,),
             )
-        copy_in = sql.SQL("copy {}.{} from stdin (format binary)").format(*raw)
-        rows_read, copied = _copy_stream(src, wh, copy_out, copy_in.as_string(wh))
+        zero_dates: dict[str, int] | None = None
+        if is_mysql(src):
+            constants = [str(batch_id), extracted_at.isoformat(), manifest.source]
+            rows_read, copied, zero_dates = _mysql_copy(
+                src, wh, manifest, spec, low, high, constants, raw
+            )
+            for column, count in zero_dates.items():  # a count, never a value
+                log.warning(
+                    "%s.%s batch %s: %s rows hold a zero date in %s: loaded as NULL (%s)",
+                    manifest.source,
+                    spec.name,
+                    batch_id,
+                    count,
+                    column,
+                    mysql.ZERO_DATE,
+                )
+        else:
+            rows_read, copied = _postgres_copy(
+                src, wh, manifest, spec, columns, low, high, raw, batch_id, extracted_at
+            )
         src.rollback()
         if copied != rows_read:
             raise ExtractError(
@@ -565,4 +686,26 @@ def _load(
         high,
         duration,
         rows_skipped=skipped,
+        zero_dates=zero_dates,
     )
+
+
+def _postgres_copy(
+    src, wh, manifest: SourceManifest, spec: TableSpec, columns, low, high, raw, batch_id, at
+) -> tuple[int, int]:
+    """The interval's rows from a PostgreSQL source into raw, as binary COPY."""
+    where, params = _where(spec, low, high)
+    target = sql.Identifier(manifest.schema), sql.Identifier(spec.name)
+    with src.cursor() as cur:
+        select = (
+            sql.SQL("select {}, %s::bigint, %s::timestamptz, %s::text from {}.{} where ").format(
+                sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns), *target
+            )
+            + where
+        )
+        copy_out = cur.mogrify(
+            sql.SQL("copy ({}) to stdout (format binary)").format(select),
+            [batch_id, at, manifest.source, *params],
+        ).decode()
+    copy_in = sql.SQL("copy {}.{} from stdin (format binary)").format(*raw)
+    return _copy_stream(src, wh, copy_out, copy_in.as_string(wh))

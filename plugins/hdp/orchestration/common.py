@@ -24,7 +24,8 @@ def default_args(owner: str) -> dict:
 
 
 def connection_login(conn_id: str) -> Login:
-    """Airflow connection → Login: our code speaks psycopg2 (the provider may use psycopg 3)."""
+    """Airflow connection → Login: our code speaks psycopg2 (the provider may use psycopg 3), and
+    PyMySQL to a MySQL source (hdp.ingest.extract.connect_source)."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     conn = PostgresHook.get_connection(conn_id)
@@ -39,4 +40,6 @@ def connection_login(conn_id: str) -> Login:
         sslrootcert=extra.get("sslrootcert"),
         sslcert=extra.get("sslcert"),
         sslkey=extra.get("sslkey"),
+        # a MySQL/MariaDB source's connection (conn_type mysql) is read by the mysql dialect
+        scheme="mysql" if conn.conn_type in ("mysql", "mariadb") else "postgresql",
     )

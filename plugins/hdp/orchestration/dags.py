@@ -27,10 +27,10 @@ from hdp.runtime.standard import registry_env
 def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
     """The extract task. An error that would repeat unchanged (schema drift, a missing table, a
     type mismatch) fails the task without retries; a lost connection keeps them."""
-    from hdp.ingest.extract import extract_table, is_deterministic
+    from hdp.ingest.extract import connect_source, extract_table, is_deterministic
     from hdp.warehouse.database import connect
 
-    src = connect(connection_login(manifest.conn_id))
+    src = connect_source(connection_login(manifest.conn_id))
     wh = connect(connection_login(WAREHOUSE_CONN_ID))
     try:
         result = extract_table(src, wh, manifest, table, run_id)
@@ -52,6 +52,8 @@ def run_extract(manifest: SourceManifest, table: str, run_id: str) -> dict:
         "batch_id": result.batch_id,
         "rows": result.rows_written,
         "already_published": result.already_published,
+        # MySQL sources: rows per column whose zero date landed as NULL (counts, never values)
+        **({"zero_dates": result.zero_dates} if result.zero_dates else {}),
     }
 
 

@@ -190,6 +190,7 @@ def stop_airflow(timeout: float = 40) -> bool:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from hdp.warehouse.clusters import stop_embedded
+    from hdp.warehouse.mariadb import mariadb_server, stop_mariadb
 
     settings = load_settings()
     if stop_airflow():
@@ -197,6 +198,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     if settings.embedded:
         stop_embedded(settings)  # the warehouse's cluster and Airflow's metadata cluster
         print("PostgreSQL stopped (warehouse and Airflow metadata)")
+    server = mariadb_server(settings) if os.environ.get("HDP_MARIADB_URL") is None else None
+    if server is not None and server.is_running():
+        stop_mariadb(settings)
+        print("MariaDB stopped (the MySQL sources' server)")
     return 0
 
 
@@ -210,7 +215,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     for name, func, text in (
         ("up", cmd_up, "start Airflow (standalone, 127.0.0.1) with the DAGs scheduled daily"),
-        ("down", cmd_down, "stop Airflow and the embedded PostgreSQL"),
+        ("down", cmd_down, "stop Airflow, the embedded PostgreSQL and MariaDB"),
         ("summary", cmd_summary, "print rows per table, quality checks and report location"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=func)

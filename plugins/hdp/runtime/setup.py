@@ -101,7 +101,7 @@ def init_raw_tables(warehouse: Login, settings: Settings | None = None) -> list[
     """Empty raw_<source> tables shaped like each configured database source, so dbt can build
     every model (empty) before a source's first load; the first extract fills them. A source
     whose connection is not configured yet is left for later; returns the sources done."""
-    from hdp.ingest.extract import ensure_raw_table, source_columns
+    from hdp.ingest.extract import connect_source, ensure_raw_table, source_columns
     from hdp.manifest import all_manifests
 
     settings = settings or load_settings()
@@ -112,7 +112,7 @@ def init_raw_tables(warehouse: Login, settings: Settings | None = None) -> list[
         reader = source_login(manifest.conn_id, settings)
         if reader is None:
             continue
-        src, wh = connect(reader), connect(warehouse)
+        src, wh = connect_source(reader), connect(warehouse)
         try:
             for spec in manifest.tables:
                 columns = source_columns(src, manifest.schema, spec.name)

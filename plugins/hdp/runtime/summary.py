@@ -51,7 +51,8 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
     lg = logins()
     statuses: list[TableStatus] = []
     reader = source_login(manifest.conn_id) if manifest.conn_id else None
-    src = connect(reader) if reader is not None else None
+    # source counts on PostgreSQL sources only (a MySQL source's are in audit.load_batch)
+    src = connect(reader) if reader is not None and reader.dialect == "postgresql" else None
     wh = connect(lg.warehouse)
     try:
         with wh.cursor() as cur:

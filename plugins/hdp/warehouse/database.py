@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg2
 from psycopg2 import sql
@@ -41,6 +41,8 @@ class Login:
     sslrootcert: str | None = None
     sslcert: str | None = None
     sslkey: str | None = None
+    # the URL's scheme: 'postgresql', or 'mysql' for a MySQL/MariaDB source (hdp.ingest.mysql)
+    scheme: str = "postgresql"
 
     def _ssl(self) -> dict[str, str]:
         return {
@@ -56,11 +58,22 @@ class Login:
 
     @property
     def url(self) -> str:
+        if self.dialect == "mysql":
+            return (
+                f"mysql://{quote(self.user)}:{quote(self.password, safe='')}"
+                f"@{self.host}:{self.port}/{self.dbname}"
+            )
         query = "&".join(f"{k}={quote(v, safe='/')}" for k, v in self._ssl().items())
         return (
             f"postgresql://{quote(self.user)}:{quote(self.password, safe='')}"
             f"@{self.host}:{self.port}/{self.dbname}" + (f"?{query}" if query else "")
         )
+
+    @property
+    def dialect(self) -> str:
+        """'postgresql' or 'mysql' (MySQL and MariaDB): which extract and catalogue path."""
+        scheme = self.scheme.split("+", 1)[0]
+        return {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
 
     @property
     def dsn(self) -> str:
@@ -81,16 +94,22 @@ class Login:
     def from_url(cls, url: str) -> Login:
         parts = urlsplit(url)
         query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        scheme = parts.scheme or "postgresql"
+        mysql = scheme.split("+", 1)[0] in ("mysql", "mariadb")
+        # a MySQL URL's user and password are percent-decoded (`url` quotes them); the
+        # PostgreSQL side is left as it always was
+        decode = unquote if mysql else str
         return cls(
-            user=parts.username or "",
-            password=parts.password or "",
+            user=decode(parts.username or ""),
+            password=decode(parts.password or ""),
             host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            dbname=parts.path.lstrip("/") or "postgres",
+            port=parts.port or (3306 if mysql else 5432),
+            dbname=parts.path.lstrip("/") or ("" if mysql else "postgres"),
             sslmode=query.get("sslmode", "prefer"),
             sslrootcert=query.get("sslrootcert"),
             sslcert=query.get("sslcert"),
             sslkey=query.get("sslkey"),
+            scheme=scheme,
         )
 
 
