@@ -150,7 +150,7 @@ def family_table(evaluation: Evaluation, title: str):
         <= best + BEST_CANDIDATE_TOLERANCE,
     }
     for lv in LEVELS:
-        checks[f"{lv}% interval covers {coverage[lv]:.0%} (within 5 points)"] = (
+        checks[f"{lv}% interval covers {coverage[lv]:.1%} (within 5 points)"] = (
             abs(coverage[lv] - lv / 100) <= COVERAGE_TOLERANCE
         )
     return table, checks
