@@ -125,6 +125,11 @@ def test_source_rows_reconcile_with_raw_and_staging(hisb):
     lg, owner, _ = hisb
     wh = connect(lg.warehouse)
     source = {t: _rows(owner, f"select count(*) from hisb.{t}")[0][0] for t in hospital_b.TABLES}
+    # the demo's summary counts the MySQL source through its read-only login too
+    from hdp.runtime.summary import collect
+
+    statuses, _ = collect("hisb")
+    assert {s.table: s.source_rows for s in statuses} == source
     loaded = {
         t: (read, written)
         for t, read, written in _rows(
