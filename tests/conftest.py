@@ -54,6 +54,9 @@ def cluster() -> Iterator[Cluster]:
     c.start()
     yield c
     stop_embedded(settings)  # and Airflow's metadata cluster, if a test started it
+    from hdp.warehouse.mariadb import stop_mariadb
+
+    stop_mariadb(settings)  # the platform's set-up starts it for Hospital B's source
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +98,9 @@ def fresh_db(pg_admin_dsn: str) -> Iterator[str]:
 
 
 def reset_platform_databases(pg_admin_dsn: str) -> None:
-    """Drop the platform's source and warehouse databases and create them anew."""
-    from hdp_sim.sources import init_databases, logins
+    """Drop the platform's source and warehouse databases (Hospital B's on the embedded
+    MariaDB, which this starts) and create them anew."""
+    from hdp_sim.sources import drop_mysql_sources, init_databases, logins
 
     lg = logins()
     admin = psycopg2.connect(pg_admin_dsn)
@@ -106,12 +110,12 @@ def reset_platform_databases(pg_admin_dsn: str) -> None:
             lg.warehouse.dbname,
             lg.his_owner.dbname,
             lg.pharmacy_owner.dbname,
-            lg.hisb_owner.dbname,
         ):
             cur.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db))
             )
     admin.close()
+    drop_mysql_sources()
     init_databases(lg)
 
 
@@ -126,10 +130,10 @@ SNAPSHOT_SECRETS = ("pseudonym_key",)
 
 
 def _platform_databases(lg) -> tuple[tuple[str, str], ...]:
-    """(database, owner) of the warehouse and the simulated sources."""
+    """(database, owner) of the warehouse and the simulated sources on PostgreSQL (Hospital
+    B's is on MariaDB: no template copies it, init_databases makes it empty)."""
     return tuple(
-        (login.dbname, login.user)
-        for login in (lg.warehouse, lg.his_owner, lg.pharmacy_owner, lg.hisb_owner)
+        (login.dbname, login.user) for login in (lg.warehouse, lg.his_owner, lg.pharmacy_owner)
     )
 
 

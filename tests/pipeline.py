@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from hdp.config import load_settings
-from hdp.ingest.extract import extract_table
+from hdp.ingest.extract import connect_source, extract_table
 from hdp.manifest import load_manifest
 from hdp.quality.gate import (
     GateResult,
@@ -90,7 +90,7 @@ def ingest_source(
     settings = load_settings()
     manifest = load_manifest(source)
     reader = next(read for name, _, read in lg.simulated_sources() if name == source)
-    src, wh = connect(reader), connect(lg.loader)
+    src, wh = connect_source(reader), connect(lg.loader)  # Hospital B's reader: MariaDB
     outcome: dict[str, GateResult | QualityGateFailed] = {}
     try:
         for spec in manifest.tables:

@@ -1,16 +1,18 @@
-"""Hospital B (source hisb) end to end against real PostgreSQL, GX and dbt: simulated, extracted
-with its read-only login, gated, published, staged; rows reconcile from source to staging, every
-text time format parses (and what does not is flagged, not silently null), a rerun changes
-nothing, and the source's service login cannot reach the simulator's truth or write the source.
+"""Hospital B (source hisb) end to end against a real MariaDB (its HIS, as such systems run on
+MySQL), real PostgreSQL, GX and dbt: simulated on MariaDB, extracted with its read-only login,
+gated, published, staged; rows reconcile from source to staging, every text time format parses
+(and what does not is flagged, not silently null), a rerun changes nothing, and the source's
+service login cannot reach the simulator's truth or write the source.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import psycopg2
+import pymysql
 import pytest
 
+from hdp.ingest.extract import connect_source
 from hdp.quality.gate import GateResult
 from hdp.runtime.dbt import run_dbt
 from hdp.warehouse.database import connect
@@ -51,7 +53,7 @@ OUTSIDER_TIMES: dict[int, tuple[str, datetime | None]] = {
 def _rows(conn, query: str, params=()) -> list[tuple]:
     with conn.cursor() as cur:
         cur.execute(query, params)
-        rows = cur.fetchall()
+        rows = [tuple(r) for r in cur.fetchall()]  # PyMySQL (the source) returns a tuple
     conn.rollback()
     return rows
 
@@ -62,7 +64,7 @@ def _insert_outsider_rows(conn) -> None:
             cur.execute(
                 "insert into hisb.mzgh (ghxh, brid, ksdm, ysdm, ghsj, ghlb, ghf, thbz, czsj) "
                 "values (%s, 100001, 'NK01', 'YS0001', %s, '普通', 10.00, '0', "
-                "timestamp '2024-01-05 10:00')",
+                "'2024-01-05 10:00:00')",
                 (ghxh, text),
             )
     conn.commit()
@@ -86,7 +88,7 @@ def hisb(pg_admin_dsn):
     his.generate(his_owner, his.SimConfig(seed=CONFIG.seed, scale=CONFIG.scale, history_days=20))
     his_owner.close()
     assert all(isinstance(r, GateResult) for r in ingest_source(lg, "his", "run-1").values())
-    owner = connect(lg.hisb_owner)
+    owner = connect_source(lg.hisb_owner)  # PyMySQL: the source is on the embedded MariaDB
     hospital_b.generate(owner, CONFIG)
     _insert_outsider_rows(owner)
     outcome = ingest_source(lg, "hisb", "run-1")
@@ -123,6 +125,11 @@ def test_source_rows_reconcile_with_raw_and_staging(hisb):
     lg, owner, _ = hisb
     wh = connect(lg.warehouse)
     source = {t: _rows(owner, f"select count(*) from hisb.{t}")[0][0] for t in hospital_b.TABLES}
+    # the demo's summary counts the MySQL source through its read-only login too
+    from hdp.runtime.summary import collect
+
+    statuses, _ = collect("hisb")
+    assert {s.table: s.source_rows for s in statuses} == source
     loaded = {
         t: (read, written)
         for t, read, written in _rows(
@@ -141,7 +148,7 @@ def test_source_rows_reconcile_with_raw_and_staging(hisb):
     wh.close()
     staged = _staging_counts(lg)
     negative = _rows(
-        owner, "select count(*) from sim.defect_manifest where kind = 'negative_amount'"
+        owner, "select count(*) from hisb_sim.defect_manifest where kind = 'negative_amount'"
     )
     assert negative[0][0] > 0
     assert quarantined == {"cfmx": negative[0][0]}
@@ -162,7 +169,8 @@ def test_every_text_time_format_parses_and_the_rest_is_flagged(hisb):
     injected = {
         int(r)
         for (r,) in _rows(
-            owner, "select record_id from sim.defect_manifest where kind = 'unparseable_timestamp'"
+            owner,
+            "select record_id from hisb_sim.defect_manifest where kind = 'unparseable_timestamp'",
         )
     }
     assert injected
@@ -252,7 +260,7 @@ def test_staging_keeps_codes_standard_and_identifiers_in(hisb):
     assert "J18.900X001" in codes and all(c == c.upper() for c in codes)
     # the mistyped cards are exactly the invalid resident cards
     mistyped = _rows(
-        owner, "select count(*) from sim.defect_manifest where kind = 'mistyped_id_card'"
+        owner, "select count(*) from hisb_sim.defect_manifest where kind = 'mistyped_id_card'"
     )
     wh = connect(lg.warehouse)
     invalid = _rows(
@@ -288,23 +296,68 @@ def test_rerun_and_next_run_change_nothing(hisb):
 def test_source_login_cannot_read_the_truth_or_write_the_source(hisb):
     """An attacker holding the extract's service login for Hospital B (hisb_reader)."""
     lg, _, _ = hisb
-    reader = connect(lg.hisb_reader)
+    assert lg.hisb_reader.dialect == "mysql" and lg.hisb_reader.user == "hisb_reader"
+    reader = connect_source(lg.hisb_reader)
     try:
         for query in (
-            "select * from sim.cross_hospital_truth",
-            "select * from sim.person_truth",
-            "select * from sim.defect_manifest",
+            "select * from hisb_sim.cross_hospital_truth",
+            "select * from hisb_sim.person_truth",
+            "select * from hisb_sim.defect_manifest",
             "update hisb.brxx set xm = 'x' where brid = 100001",
             "delete from hisb.mzgh",
             "create table hisb.planted (x int)",
         ):
-            with pytest.raises(psycopg2.errors.InsufficientPrivilege), reader.cursor() as cur:
+            # 1142: command denied to the user for the table; 1044: access denied to a database
+            with pytest.raises(pymysql.err.OperationalError) as denied, reader.cursor() as cur:
                 cur.execute(query)
+            assert denied.value.args[0] in (1142, 1044), (query, denied.value.args[0])
             reader.rollback()
+        databases = {d for (d,) in _rows(reader, "show databases")}
+        assert "hisb" in databases and "hisb_sim" not in databases
         rows = _rows(reader, "select count(*) from hisb.brxx")  # what it is for still works
         assert rows[0][0] == hospital_b.simulate(CONFIG).count("brxx")
     finally:
         reader.close()
+
+
+def test_source_has_mysql_types_and_raw_hisb_their_postgresql_ones(hisb):
+    """The HIS declares what a MySQL HIS declares (datetime change times, a tinyint(1) flag,
+    an enum, utf8mb4 text) and raw_hisb holds them as the mysql dialect maps them."""
+    lg, owner, _ = hisb
+    declared = {
+        (t, c): (ct, cs)
+        for t, c, ct, cs in _rows(
+            owner,
+            "select table_name, column_name, column_type, character_set_name "
+            "from information_schema.columns where table_schema = 'hisb'",
+        )
+    }
+    assert declared[("ksdm", "zfbz")][0] == "tinyint(1)"
+    assert declared[("brxx", "xb")] == ("enum('男','女')", "utf8mb4")
+    assert declared[("brxx", "xm")] == ("varchar(64)", "utf8mb4")
+    assert {declared[(t, w)][0] for t, w in hospital_b.WATERMARKS.items()} == {"datetime"}
+    wh = connect(lg.warehouse)
+    landed = dict(
+        ((t, c), d)
+        for t, c, d in _rows(
+            wh,
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw_hisb'",
+        )
+    )
+    wh.close()
+    assert landed[("ksdm", "zfbz")] == "boolean"
+    assert landed[("brxx", "xb")] == "text"
+    assert landed[("brxx", "xm")] == "character varying"
+    for table, watermark in hospital_b.WATERMARKS.items():
+        assert landed[(table, watermark)] == "timestamp without time zone", table
+    # the flag reaches staging as a boolean: the simulator retires no department
+    retired = _rows(owner, "select count(*), sum(zfbz) from hisb.ksdm")[0]
+    wh = connect(lg.warehouse)
+    active = _rows(wh, "select count(*) filter (where is_active), count(*) from "
+                   "staging.stg_hisb__departments")[0]  # fmt: skip
+    wh.close()
+    assert retired[1] == 0 and active == (retired[0], retired[0])
 
 
 def test_hospital_b_takes_its_place_in_the_group(hisb):
@@ -384,12 +437,12 @@ def test_a_referral_carries_hospital_a_keys_unless_registered_differently(hisb):
     card (and name) as Hospital A's registration, except where the simulator recorded that B's
     desk typed it differently: what the patient index links on, and where it needs the score."""
     lg, owner, _ = hisb
-    truth = _rows(owner, "select brid, his_patient_id from sim.cross_hospital_truth")
+    truth = _rows(owner, "select brid, his_patient_id from hisb_sim.cross_hospital_truth")
     changed = {
         (kind, int(r))
         for kind, r in _rows(
             owner,
-            "select kind, record_id from sim.defect_manifest where kind in "
+            "select kind, record_id from hisb_sim.defect_manifest where kind in "
             "('missing_id_card', 'mistyped_id_card', 'name_variant')",
         )
     }

@@ -1,6 +1,7 @@
 """The demo: simulated sources, then the platform's DAGs through Airflow (`make demo`).
 
-`python -m hdp_sim demo` sets up the simulated HIS, pharmacy, LIS and Hospital B's HIS (once),
+`python -m hdp_sim demo` sets up the simulated HIS, pharmacy, LIS and Hospital B's HIS (on the
+project-local MariaDB: hdp_sim.sources) once,
 then runs each DAG once with `airflow dags test` and prints the platform's summary.
 `python -m hdp_sim up` is the platform's `up` with the simulated sources in place;
 `python -m hdp_sim sim generate|advance` writes history or one more day (Hospital B has a
@@ -85,12 +86,30 @@ def ensure_source_generated(lg: DemoLogins) -> list[str]:
     return made
 
 
+def _has_mysql_clock(conn) -> bool:
+    """Whether Hospital B's simulation on MySQL has been written (hisb_sim.clock has its row)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = %s and table_name = 'clock'",
+            (hospital_b.SIM_DATABASE,),
+        )
+        exists = cur.fetchone()[0] > 0
+        if exists:
+            cur.execute(f"select count(*) from {hospital_b.SIM_DATABASE}.clock")
+            exists = cur.fetchone()[0] > 0
+    conn.rollback()
+    return bool(exists)
+
+
 def _generate_hospital_b(lg: DemoLogins, seed: int, scale: float, days: int, again: bool) -> bool:
-    """Hospital B's history (same seed and scale as Hospital A's, so its referrals are Hospital
-    A's people); once, unless `again`. Returns whether it was generated now."""
-    conn = connect(lg.hisb_owner)
+    """Hospital B's history on MariaDB (same seed and scale as Hospital A's, so its referrals
+    are Hospital A's people); once, unless `again`. Returns whether it was generated now."""
+    from hdp.ingest.extract import connect_source
+
+    conn = connect_source(lg.hisb_owner)
     try:
-        if not again and _has_clock(conn):
+        if not again and _has_mysql_clock(conn):
             return False
         counts = hospital_b.generate(
             conn, hospital_b.HospitalBConfig(seed=seed, scale=scale, history_days=days)
@@ -110,7 +129,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the demo runs its DAGs one after another, so no publish overlaps a dbt run: no window is
     # needed, and the incremental facts rebuild only what changed since the previous demo
     env.setdefault("HDP_REPROCESS_WINDOW_HOURS", "0")
-    print("» preparing: embedded PostgreSQL, databases and roles, Airflow metadata, dbt manifest")
+    print(
+        "» preparing: embedded PostgreSQL and MariaDB, databases and roles, Airflow metadata, "
+        "dbt manifest"
+    )
     lg = ensure_demo_databases()
     prepare(env, set_up=False)
     made = ensure_source_generated(lg)

@@ -17,10 +17,10 @@ What differs from Hospital A's HIS (his.py), as such systems do:
 `simulate()` is a pure function of the configuration (generators seeded with (seed, stream)):
 the same seed gives the same rows. Hospital A's people are replayed from his.py's registry
 with the same seed and scale (`hospital_a_registry`), so a referral is the very person Hospital
-A registered, and sim.cross_hospital_truth holds the true pairs for an MPI bench.
-`generate()` writes everything with COPY. The ICD codes below follow the clinical edition's
-shape; the base codes are WHO ICD-10 categories and subcategories, the extensions illustrate
-how the edition extends them.
+A registered, and sim.cross_hospital_truth holds the true pairs for an MPI bench (written to
+hisb_sim.cross_hospital_truth). `generate()` writes everything to MySQL/MariaDB (hisb_schema.sql,
+multi-row INSERTs). The ICD codes below follow the clinical edition's shape; the base codes are
+WHO ICD-10 categories and subcategories, the extensions illustrate how the edition extends them.
 
 Rows per 1.0 of scale (a city hospital, about a quarter of Hospital A), 90 days, seed 42:
 brxx 60,000 registered before day one; mzgh ~2,500 a day; zyjl ~60 a day; cfmx ~2.2 lines per
@@ -40,7 +40,7 @@ import numpy as np
 from hdp_sim import his
 from hdp_sim import people as ppl
 from hdp_sim import reference as ref
-from hdp_sim.tsv import copy_rows, money
+from hdp_sim.tsv import NULL, column_text, money
 
 log = logging.getLogger(__name__)
 
@@ -810,10 +810,29 @@ def _simulate_day(  # noqa: PLR0915
 # Writing
 
 
+SIM_DATABASE = "hisb_sim"  # the simulator's bookkeeping (sim.* in memory); never extracted
+_BATCH = 5_000  # rows per multi-row INSERT
+
+
+def _target(table: str) -> str:
+    """The MySQL table a simulated table is written to: `hisb.<t>`, or `hisb_sim.<t>`."""
+    return f"{SIM_DATABASE}.{table[4:]}" if table.startswith("sim.") else f"{SOURCE}.{table}"
+
+
+def schema_statements() -> list[str]:
+    """hisb_schema.sql's statements (the file is MySQL DDL, one statement per ';')."""
+    text = "\n".join(
+        line.split("--", 1)[0] for line in SCHEMA_SQL.read_text(encoding="utf-8").splitlines()
+    )
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
 def create_schema(conn) -> None:
-    """Create the hisb and sim schemas and tables (idempotent)."""
+    """Create the hisb and hisb_sim tables (idempotent) on a PyMySQL connection whose login owns
+    both databases (hdp_sim.sources makes them)."""
     with conn.cursor() as cur:
-        cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+        for statement in schema_statements():
+            cur.execute(statement)
     conn.commit()
 
 
@@ -822,38 +841,56 @@ def table_counts(conn) -> dict[str, int]:
     out = {}
     with conn.cursor() as cur:
         for t in TABLES:
-            cur.execute(f"select count(*) from hisb.{t}")
+            cur.execute(f"select count(*) from {SOURCE}.{t}")
             out[t] = cur.fetchone()[0]
     conn.rollback()
     return out
 
 
+def _mysql_values(values: np.ndarray) -> list[str | None]:
+    """One column as MySQL literals' Python values: text, or None for NULL."""
+    text = column_text(values)
+    if values.dtype.kind == "M":  # '2024-01-02T08:30:05' -> '2024-01-02 08:30:05'
+        return [None if v == NULL else v.replace("T", " ") for v in text]
+    return [None if v == NULL else v for v in text]
+
+
+def _insert_rows(cur, table: str, columns: tuple[str, ...], data: list[np.ndarray]) -> int:
+    """Multi-row INSERTs of equal-length column arrays (PyMySQL's executemany batches them)."""
+    n = len(data[0]) if data else 0
+    statement = (
+        f"insert into {table} ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))})"
+    )
+    for start in range(0, n, _BATCH):
+        parts = [_mysql_values(a[start : start + _BATCH]) for a in data]
+        cur.executemany(statement, list(zip(*parts, strict=True)))
+    return n
+
+
 def generate(conn, config: HospitalBConfig) -> dict[str, int]:
-    """(Re)create the source: empty hisb.* and sim.*, write the simulation; rows per table."""
+    """(Re)create the source on MariaDB/MySQL: empty hisb.* and hisb_sim.*, write the
+    simulation; rows per table. `conn` is a PyMySQL connection of the databases' owner."""
     sim = simulate(config)
     try:
         with conn.cursor() as cur:
-            cur.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
-            names = [f"hisb.{t}" for t in TABLES] + [
-                "sim.clock",
-                "sim.defect_manifest",
-                "sim.person_truth",
-                "sim.cross_hospital_truth",
-            ]
-            cur.execute(f"truncate {', '.join(names)} restart identity")
+            for statement in schema_statements():
+                cur.execute(statement)
+            names = [f"sim.{t}" for t in ("clock", "defect_manifest", "person_truth")]
+            for table in [*TABLES, *names, "sim.cross_hospital_truth"]:
+                # truncate commits implicitly in MySQL: the load below is one transaction
+                cur.execute(f"truncate table {_target(table)}")
             for table, rows in sim.tables.items():
                 cols = COLUMNS[table]
                 data = [money(rows[c]) if c in MONEY_COLUMNS else rows[c] for c in cols]
-                copy_rows(cur, table if table.startswith("sim.") else f"hisb.{table}", cols, data)
+                _insert_rows(cur, _target(table), cols, data)
             manifest = list(zip(*sim.manifest, strict=True)) if sim.manifest else []
             if manifest:
-                cols = COLUMNS["sim.defect_manifest"]
-                copy_rows(cur, "sim.defect_manifest", cols,
-                          [np.asarray(col, dtype=object) for col in manifest])  # fmt: skip
+                _insert_rows(cur, _target("sim.defect_manifest"), COLUMNS["sim.defect_manifest"],
+                             [np.asarray(col, dtype=object) for col in manifest])  # fmt: skip
             last = config.first_day + timedelta(days=config.history_days - 1)
             cur.execute(
-                "insert into sim.clock (seed, scale, first_day, current_day, defect_rate) "
-                "values (%s, %s, %s, %s, %s)",
+                f"insert into {_target('sim.clock')} "
+                "(seed, scale, first_day, current_day, defect_rate) values (%s, %s, %s, %s, %s)",
                 (config.seed, config.scale, config.first_day, last, config.defect_rate),
             )
         conn.commit()

@@ -44,6 +44,19 @@ def _count(cur, relation: str) -> int | None:
     return int(cur.fetchone()[0])
 
 
+def _mysql_count(cur, schema: str, table: str) -> int | None:
+    """Rows of a MySQL source's table, or None when its login cannot see it."""
+    cur.execute(
+        "select count(*) from information_schema.tables where table_schema = %s "
+        "and table_name = %s",
+        (schema, table),
+    )
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute(f"select count(*) from `{schema}`.`{table}`")
+    return int(cur.fetchone()[0])
+
+
 def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | None]]:
     from hdp.manifest import load_manifest
 
@@ -51,8 +64,12 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
     lg = logins()
     statuses: list[TableStatus] = []
     reader = source_login(manifest.conn_id) if manifest.conn_id else None
-    # source counts on PostgreSQL sources only (a MySQL source's are in audit.load_batch)
-    src = connect(reader) if reader is not None and reader.dialect == "postgresql" else None
+    # the source's own counts, through its read-only login (PostgreSQL or MySQL/MariaDB)
+    src = None
+    if reader is not None and reader.dialect in ("postgresql", "mysql"):
+        from hdp.ingest.extract import connect_source
+
+        src = connect_source(reader)
     wh = connect(lg.warehouse)
     try:
         with wh.cursor() as cur:
@@ -60,7 +77,11 @@ def collect(source: str = "his") -> tuple[list[TableStatus], dict[str, int | Non
                 source_rows = None
                 if src is not None:
                     with src.cursor() as scur:
-                        source_rows = _count(scur, f"{manifest.schema}.{spec.name}")
+                        source_rows = (
+                            _mysql_count(scur, manifest.schema, spec.name)
+                            if reader.dialect == "mysql"
+                            else _count(scur, f"{manifest.schema}.{spec.name}")
+                        )
                 raw_rows = _count(cur, f"{manifest.raw_schema}.{spec.name}") or 0
                 cur.execute(
                     f"""

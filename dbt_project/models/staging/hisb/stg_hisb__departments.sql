@@ -20,7 +20,8 @@ renamed as (
         {{ normalize_code('ksdm') }} as dept_code,
         trim(ksmc) as dept_name,
         trim(kslb) as dept_category,
-        coalesce(trim(zfbz) <> '1', true) as is_active,
+        -- zfbz is tinyint(1) at the source (MariaDB): boolean in raw_hisb
+        coalesce(not zfbz, true) as is_active,
         updated_at,
         _source as data_source,
         _extracted_at,
