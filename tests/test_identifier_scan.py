@@ -173,12 +173,20 @@ def test_the_scan_finds_identifiers_where_they_are(identifiers, pipeline):
 
 def _files_to_scan() -> list[Path]:
     from hdp.warehouse.clusters import Cluster
+    from hdp.warehouse.mariadb import mariadb_server
 
     settings = load_settings()
     cluster = Cluster.for_home(settings.home, settings.pg_port)
+    # the servers' own storage holds the (simulated) sources' rows, as a hospital's would: not
+    # an artefact of the platform; their logs are scanned
     skip = {cluster.data_dir.resolve(), settings.secrets_dir.resolve()}
-    roots = [settings.home, settings.dbt_project_dir / "target", settings.dbt_project_dir / "logs"]
     files = [cluster.log_file]
+    mariadb = mariadb_server(settings)  # Hospital B's HIS (None: an external server)
+    if mariadb is not None:
+        skip.add(mariadb.data_dir.resolve())
+        if mariadb.log_file.exists() and not mariadb.log_file.is_relative_to(settings.home):
+            files.append(mariadb.log_file)
+    roots = [settings.home, settings.dbt_project_dir / "target", settings.dbt_project_dir / "logs"]
     for root in roots:
         for path in root.rglob("*"):
             resolved = path.resolve()
@@ -190,8 +198,9 @@ def _files_to_scan() -> list[Path]:
 def test_no_identifier_in_any_log_report_or_artefact(identifiers, pipeline):
     files = _files_to_scan()
     names = {p.name for p in files}
-    # the scan covers what it must: the server log, dbt's logs and artefacts, GX Data Docs
-    assert {"postgres.log", "dbt.log", "run_results.json", "index.html"} <= names, names
+    # the scan covers what it must: the servers' logs, dbt's logs and artefacts, GX Data Docs
+    assert {"postgres.log", "mariadb.log", "dbt.log", "run_results.json", "index.html"} <= names
+    assert not any(p.name == "ib_logfile0" for p in files)  # MariaDB's storage is not scanned
     leaks = {}
     for path in files:
         if path.stat().st_size > 200_000_000:
