@@ -25,7 +25,8 @@ lock:
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/bootstrap.in -o requirements/bootstrap.lock
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 requirements/main.in -o requirements/main.lock
 
-# Run the platform's main job end to end on the embedded PostgreSQL, through Airflow.
+# Run the platform's main job end to end on the embedded PostgreSQL (and MariaDB for Hospital B's
+# MySQL source), through Airflow.
 demo: install mariadb
 	@$(SIM) demo
 
