@@ -315,6 +315,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_star_schema": "integration",
     "test_tls": "integration",
     "test_filedrop": "integration",
+    "test_excel_drops": "integration",
     "test_scaffold": "integration",
     "test_fault_files": "integration",
     "test_fault_rerun": "integration",

@@ -3,7 +3,9 @@
 A source is a database (`kind: database`, the default: `conn_id`, `schema`, a watermark per
 table, whose kind its source type decides: hdp.ingest.watermark; `time_zone` of naive
 timestamps, per source or per table) or a folder of file drops (`kind: files`: `drop_dir`,
-`pattern`, and each table's expected `columns`, the file header; hdp.ingest.files).
+`pattern`, and each table's expected `columns`, the file header; hdp.ingest.files). A file
+source's `format` is `csv` or `workbook` (Excel and OpenDocument sheets: hdp.ingest.excel),
+by default from its pattern's suffix; a workbook table may name its `sheet` (or its position).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TableSpec:
     # databases: the IANA zone of a naive timestamp watermark's wall-clock time (the table's
     # `time_zone`, else the source's); None: compared and stored as the source has it
     time_zone: str | None = None
+    # file sources in workbooks: the sheet, by name or position from 0 (None: the first)
+    sheet: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class SourceManifest:
     lookback_minutes: float = 60.0
     # databases, integer watermarks: each run re-reads this many numbers behind the last one
     lookback_ids: int = 0
+    file_format: str = "csv"  # files: "csv" or "workbook" (hdp.ingest.excel)
 
     @property
     def raw_schema(self) -> str:
@@ -77,6 +82,7 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
             watermark=t.get("watermark", "updated_at" if kind == "database" else ""),
             columns=tuple(t.get("columns") or ()),
             time_zone=t.get("time_zone", data.get("time_zone")),
+            sheet=t.get("sheet"),
         )
         for t in data["tables"]
     )
@@ -98,7 +104,27 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         pattern=data.get("pattern", "*.csv") if kind == "files" else None,
         lookback_minutes=float(data.get("lookback_minutes", 60)),
         lookback_ids=int(data.get("lookback_ids", 0)),
+        file_format=_file_format(path, data) if kind == "files" else "csv",
     )
+
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")  # hdp.ingest.excel reads these
+
+
+def is_workbook(name: str) -> bool:
+    """A file name (or pattern) of an Excel or OpenDocument workbook."""
+    return name.lower().endswith(WORKBOOK_SUFFIXES)
+
+
+def _file_format(path: Path, data: dict) -> str:
+    """A file source's `format`, by default `workbook` when its pattern ends in a workbook's
+    suffix (.xlsx, .xls, ...), else `csv`."""
+    declared = data.get("format")
+    if declared is None:
+        return "workbook" if is_workbook(data.get("pattern", "*.csv")) else "csv"
+    if declared not in ("csv", "workbook"):
+        raise ValueError(f"{path.name}: format must be 'csv' or 'workbook', not {declared!r}")
+    return declared
 
 
 def time_zone_info(name: str, where: str) -> ZoneInfo:

@@ -39,6 +39,7 @@ from psycopg2 import sql
 
 from hdp.config import load_settings
 from hdp.errors import safe_error
+from hdp.ingest.excel import CELL_TYPES_COLUMN, WorkbookRefused, is_workbook, read_sheet
 from hdp.ingest.extract import source_columns
 from hdp.manifest import SourceManifest, TableSpec
 from hdp.quality.gate import PublishBlocked, publish_run
@@ -55,6 +56,8 @@ FILE_METADATA = (
     ("_malformed", "boolean"),
     ("_raw_line", "text"),
 )
+# a workbook's rows also keep each cell's Excel type (hdp.ingest.excel)
+WORKBOOK_METADATA = (*FILE_METADATA, (CELL_TYPES_COLUMN, "text"))
 DONE = ("passed", "published")  # a content whose batch reached one of these is not loaded again
 
 
@@ -103,6 +106,11 @@ def file_table(manifest: SourceManifest) -> TableSpec:
             "with its expected columns (dags/sources/<source>.yml)"
         )
     return manifest.tables[0]
+
+
+def file_metadata(manifest: SourceManifest) -> tuple[tuple[str, str], ...]:
+    """The load metadata columns of a file source's raw table (a workbook's adds _cell_types)."""
+    return WORKBOOK_METADATA if manifest.file_format == "workbook" else FILE_METADATA
 
 
 def sha256_of(data: bytes) -> str:
@@ -291,6 +299,48 @@ def parse_lines(text: str, columns: tuple[str, ...]) -> tuple[list[list[str | No
     return rows, malformed
 
 
+def parse_workbook(
+    data: bytes, columns: tuple[str, ...], sheet: str | int | None
+) -> tuple[list[list[str | None]], int]:
+    """parse_lines for a workbook's sheet (hdp.ingest.excel): the same refusals (blank,
+    header only, another header), rows with their cells' Excel types."""
+    try:
+        header, found = read_sheet(data, columns, sheet)
+    except WorkbookRefused as exc:
+        raise FileRefused(str(exc)) from None
+    if not header and not found.rows:
+        raise FileRefused("blank sheet: no header row and no rows")
+    if header != list(columns):
+        raise FileRefused(header_mismatch(header, columns))
+    if not found.rows:
+        raise FileRefused("header only, no rows: the header matches but no data row follows")
+    if found.blank_rows:
+        log.info("%s completely empty rows skipped", found.blank_rows)
+    return found.rows, found.malformed
+
+
+def parse_delivery(
+    manifest: SourceManifest, spec: TableSpec, name: str, data: bytes
+) -> tuple[str, list[list[str | None]], int]:
+    """(encoding or format, rows, malformed rows) of a delivery, by the source's `format`."""
+    if manifest.file_format == "workbook":
+        if not is_workbook(name):
+            raise FileRefused(
+                "not a workbook: this source's format is workbook (.xlsx, .xlsm, .xlsb, .xls, "
+                ".ods); a CSV export belongs to a source of format csv"
+            )
+        rows, malformed = parse_workbook(data, spec.columns, spec.sheet)
+        return "workbook", rows, malformed
+    if is_workbook(name):
+        raise FileRefused(
+            "an Excel or OpenDocument workbook in a CSV source: declare `format: workbook` "
+            "(and its `sheet`) in the source's manifest, or have the sender export CSV"
+        )
+    encoding = detect_encoding(data)
+    rows, malformed = parse_lines(data.decode(encoding), spec.columns)
+    return encoding, rows, malformed
+
+
 def header_mismatch(header: list[str], columns: tuple[str, ...]) -> str:
     """Why a header is not the manifest's, naming only the manifest's columns and positions:
     the header line is file content (a secret, if the file is not what its name says)."""
@@ -331,14 +381,21 @@ def ensure_landing_tables(conn, manifest: SourceManifest) -> None:
         cur.execute(
             sql.SQL("create schema if not exists {}").format(sql.Identifier(manifest.raw_schema))
         )
-        _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns)
+        metadata = file_metadata(manifest)
+        _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns, metadata)
     conn.commit()
 
 
-def _ensure_raw_table(cur, schema: str, table: str, columns: tuple[str, ...]) -> None:
-    """Create raw_<source>.<table> (file columns as text + FILE_METADATA, a BRIN index on
+def _ensure_raw_table(
+    cur,
+    schema: str,
+    table: str,
+    columns: tuple[str, ...],
+    metadata: tuple[tuple[str, str], ...] = FILE_METADATA,
+) -> None:
+    """Create raw_<source>.<table> (file columns as text + the load metadata, a BRIN index on
     _batch_id for the gate's and staging's per-batch reads); refuse drift."""
-    wanted = [(c, "text") for c in columns] + list(FILE_METADATA)
+    wanted = [(c, "text") for c in columns] + list(metadata)
     cur.execute(
         "select 1 from pg_catalog.pg_tables where schemaname = %s and tablename = %s",
         (schema, table),
@@ -390,12 +447,14 @@ def _record_refusal(wh, source: str, file_name: str, sha256: str, error: str) ->
 def _copy_rows(cur, manifest: SourceManifest, spec: TableSpec, rows, meta: list[str]) -> int:
     """COPY parsed rows with their load metadata into the raw table; returns rows written."""
     buffer = io.StringIO()
+    metadata = file_metadata(manifest)
+    parsed = len(metadata) - len(meta)  # line, malformed, raw line (and a workbook's types)
     for row in rows:
-        # file columns, then FILE_METADATA's order: batch, time, source, file, line...
-        values: Iterable[str | None] = [*row[: len(spec.columns)], *meta, *row[-3:]]
+        # file columns, then the metadata's order: batch, time, source, file, line...
+        values: Iterable[str | None] = [*row[: len(spec.columns)], *meta, *row[-parsed:]]
         buffer.write("\t".join(_escape(v) for v in values) + "\n")
     buffer.seek(0)
-    names = [*spec.columns, *(n for n, _ in FILE_METADATA)]
+    names = [*spec.columns, *(n for n, _ in metadata)]
     cur.copy_expert(
         sql.SQL("copy {}.{} ({}) from stdin")
         .format(
@@ -451,7 +510,7 @@ def _write_batch(
     """In the caller's transaction: the batch row, the file's rows (a retry of this run replaces
     the batch's rows) and the file record; returns the batch id. `started`: the load's start
     (time.monotonic()), for audit.load_batch.duration_s."""
-    _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns)
+    _ensure_raw_table(cur, manifest.raw_schema, spec.name, spec.columns, file_metadata(manifest))
     cur.execute(
         """
         insert into audit.load_batch (source, table_name, run_id, status)
@@ -523,8 +582,7 @@ def ingest_file(
         log.info("%s: %s (batch %s), skipped", where, _skipped(path.name, loaded_as), status)
         return FileLoad(manifest.source, path.name, digest, "skipped", None, done_run)
     try:
-        encoding = detect_encoding(data)
-        rows, malformed = parse_lines(data.decode(encoding), spec.columns)
+        encoding, rows, malformed = parse_delivery(manifest, spec, path.name, data)
     except (UnicodeError, FileRefused) as exc:
         message = f"{where} refused: {exc}. Nothing of it is loaded; ask the sender to re-send it."
         _record_refusal(wh, manifest.source, path.name, digest, message)

@@ -74,6 +74,16 @@ def _refusal(manifest: SourceManifest, table: str, exc: BaseException) -> str:
     return f"{detail} [not retried: the same rows and schema would fail again]"
 
 
+def load_metadata(manifest: SourceManifest) -> tuple[str, ...]:
+    """The load metadata columns of the source's raw tables (the default schema check's)."""
+    from hdp.ingest.files import file_metadata
+    from hdp.quality.gate import METADATA
+
+    if manifest.kind == "files":
+        return tuple(name for name, _ in file_metadata(manifest))
+    return METADATA
+
+
 def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
     """The gate task. A failed gate raises hdp.quality.gate.QualityGateFailed, the one class of
     a gate's verdict (hdp.orchestration.notify recognises it): a verdict on the data, which a
@@ -101,6 +111,7 @@ def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
             table=loaded["table"],
             primary_key=list(manifest.table(loaded["table"]).primary_key),
             watermark=manifest.table(loaded["table"]).watermark,
+            metadata=load_metadata(manifest),
         )
     finally:
         wh.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,10 +118,17 @@ def _in_quarantine(primary_key: list[str] | tuple[str, ...], alias: str) -> sql.
 
 
 def build_expectations(
-    checks: list[Check], columns: list[str], primary_key: list[str], watermark: str
+    checks: list[Check],
+    columns: list[str],
+    primary_key: list[str],
+    watermark: str,
+    metadata: Sequence[str] = METADATA,
 ) -> list:
     """GX expectations of the batch-level catalogue entries, each tagged with its check id.
-    `watermark`: the table's watermark column in its manifest (the default checks' {watermark})."""
+    `watermark`: the table's watermark column in its manifest (the default checks' {watermark};
+    a file table has none, and a check of {watermark} does not apply to it); `metadata`: the
+    load metadata columns the raw table has besides the source's (the default checks'
+    {columns}: a database's METADATA, a file's hdp.ingest.files.file_metadata)."""
     import great_expectations as gx
 
     out = []
@@ -130,8 +138,10 @@ def build_expectations(
         cls = getattr(gx.expectations, check.expectation)
         kwargs = dict(check.kwargs)
         if kwargs.get("column_set") == "{columns}":
-            kwargs["column_set"] = [*columns, *METADATA]
+            kwargs["column_set"] = [*columns, *metadata]
         if kwargs.get("column") == "{watermark}":
+            if not watermark:
+                continue  # a file source: no change time to check
             kwargs["column"] = watermark
         targets = [kwargs]
         if kwargs.get("column") == "{primary_key}":
@@ -426,11 +436,13 @@ def validate_batch(
     table: str,
     primary_key: list[str],
     watermark: str,
+    metadata: Sequence[str] = METADATA,
 ) -> GateResult:
     """Validate raw_<source>.<table> rows of one batch against the checks catalogue: row-level
     checks quarantine or flag rows, batch-level checks (GX, volume) block or warn. Marks the
     batch passed or rejected; raises QualityGateFailed when a blocking check fails.
-    `watermark`: the table's watermark in its manifest (checked not null by default)."""
+    `watermark`: the table's watermark in its manifest (checked not null by default; none for a
+    file source); `metadata`: the raw table's load metadata columns (build_expectations)."""
     checks = for_table(load_catalogue(expectations_dir, source), table)
     catalogue = {c.id: c for c in checks}
     rows_read, raw_columns = _batch_facts(wh, batch_id, source, table)
@@ -453,7 +465,7 @@ def validate_batch(
         batch_id=batch_id,
         source=source,
         table=table,
-        expectations=build_expectations(checks, raw_columns, primary_key, watermark),
+        expectations=build_expectations(checks, raw_columns, primary_key, watermark, metadata),
         expected_rows=rows_read - quarantined,
     )
     results += [_describe(r, catalogue) for r in gx_results]
