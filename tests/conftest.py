@@ -290,6 +290,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_mariadb_server": "integration",
     "test_mysql_catalogue": "unit",
     "test_mysql_source": "integration",
+    "test_mysql_charsets": "integration",
     "test_extract_watermarks": "integration",
     "test_watermark": "unit",
     "test_hospital_b": "integration",

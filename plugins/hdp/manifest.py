@@ -35,6 +35,9 @@ class TableSpec:
     time_zone: str | None = None
     # file sources in workbooks: the sheet, by name or position from 0 (None: the first)
     sheet: str | int | None = None
+    # MySQL sources: what a legacy latin1 column's bytes hold, column -> "latin1" or "gbk"
+    # (undeclared: detected, hdp.ingest.mysql.decide_charsets)
+    charsets: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
             columns=tuple(t.get("columns") or ()),
             time_zone=t.get("time_zone", data.get("time_zone")),
             sheet=t.get("sheet"),
+            charsets=_charsets(path, t),
         )
         for t in data["tables"]
     )
@@ -106,6 +110,17 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
         lookback_ids=int(data.get("lookback_ids", 0)),
         file_format=_file_format(path, data) if kind == "files" else "csv",
     )
+
+
+def _charsets(path: Path, table: dict) -> tuple[tuple[str, str], ...]:
+    declared = table.get("charsets") or {}
+    wrong = {c: v for c, v in declared.items() if v not in ("latin1", "gbk")}
+    if wrong:
+        raise ValueError(
+            f"{path.name}: table {table['name']}: charsets must map a column to latin1 or gbk, "
+            f"not {wrong}"
+        )
+    return tuple(sorted(declared.items()))
 
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")  # hdp.ingest.excel reads these

@@ -455,13 +455,29 @@ def _mysql_copy(
     source = f"{mysql.quote_name(manifest.schema)}.{mysql.quote_name(spec.name)}"
     where = _mysql_where(spec, low, high)
     zero_dates: dict[str, int] = {}
-    counts = mysql.zero_date_counts(columns)
-    if counts:
+    counts, probe = mysql.zero_date_counts(columns), mysql.charset_probe(columns)
+    if counts or probe:  # one scan of the interval for both
         with src.cursor() as cur:
-            cur.execute(f"select {counts} from {source} where {where}")
-            found = cur.fetchone()
+            cur.execute(
+                f"select {', '.join(p for p in (counts, probe) if p)} from {source} where {where}"
+            )
+            found = list(cur.fetchone())
         dates = [c.name for c in columns if c.is_date]
-        zero_dates = {n: int(k) for n, k in zip(dates, found, strict=True) if int(k)}
+        zero_dates = {n: int(k) for n, k in zip(dates, found, strict=False) if int(k)}
+        try:
+            columns, decoded = mysql.decide_charsets(
+                columns, found[len(dates) :], dict(spec.charsets), f"{manifest.source}.{spec.name}"
+            )
+        except mysql.CharsetRefused as exc:
+            raise ExtractError(str(exc)) from None
+        for column, values in decoded.items():  # a count, never a value
+            log.info(
+                "%s.%s: latin1 column %s holds GBK bytes: %s values decoded as GBK",
+                manifest.source,
+                spec.name,
+                column,
+                values,
+            )
     src.rollback()
     query = f"select {mysql.copy_line(columns, constants)} from {source} where {where}"
     copy_in = sql.SQL("copy {}.{} from stdin").format(*raw).as_string(wh)

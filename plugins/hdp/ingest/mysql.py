@@ -8,7 +8,11 @@ client streams those lines (`--quick`, unbuffered) and they are piped unchanged 
 `COPY ... FROM STDIN` on the warehouse. Values the warehouse cannot hold are settled in that
 expression, on the server: `0000-00-00` and other zero dates become NULL (and are counted per
 column, `zero_date_counts`, so the extract reports them), `tinyint(1)` becomes a boolean, unsigned
-integers widen.
+integers widen. A legacy `latin1` column that holds GBK bytes (a Chinese HIS of the MySQL 5
+era whose clients wrote GBK through a latin1 connection) is found by a probe of the interval's
+values (`charset_probe`): all of its non-ASCII values are valid GBK, so it is decoded as GBK on
+the server; a column whose bytes are neither ASCII nor GBK is refused with a message naming the
+column, unless the table's manifest declares what it holds (`charsets: {<column>: latin1}`).
 """
 
 from __future__ import annotations
@@ -25,10 +29,20 @@ class UnsupportedType(ValueError):
     """A MySQL type with no PostgreSQL counterpart here: the message names the column."""
 
 
+LEGACY_CHARSETS = ("latin1", "gbk")  # what a latin1 column's bytes may be declared to hold
+
+
 @dataclass(frozen=True)
 class MySQLColumn:
     name: str
     column_type: str  # information_schema.columns.column_type: 'int(10) unsigned', "enum('a')"
+    charset: str | None = None  # information_schema.columns.character_set_name (text columns)
+    # a latin1 column's bytes as read: "gbk" (decoded as GBK) or None (as declared)
+    decode_as: str | None = None
+
+    @property
+    def is_latin1(self) -> bool:
+        return (self.charset or "").lower() == "latin1"
 
     @property
     def pg_type(self) -> str:
@@ -145,6 +159,8 @@ def value_text(column: MySQLColumn) -> str:  # noqa: PLR0911 (one case a type)
             f"if({_is_zero(ref)}, null, concat(date_format({ref}, '%Y-%m-%d %H:%i:%s.%f'), "
             f"'{suffix}'))"
         )
+    if column.decode_as == "gbk":  # latin1 on the server, GBK bytes in fact
+        return _escaped(f"convert(convert(cast({ref} as binary) using gbk) using utf8mb4)")
     if _base(column.column_type) == "bit":  # bit(n): its number, not its bytes
         return f"cast({ref} + 0 as char)"
     if target in ("smallint", "integer", "bigint", "real", "double precision", "interval") or (
@@ -168,6 +184,59 @@ def zero_date_counts(columns: list[MySQLColumn]) -> str:
     return ", ".join(f"coalesce(sum({_is_zero(quote_name(c.name))}), 0)" for c in dates)
 
 
+class CharsetRefused(ValueError):
+    """A latin1 column holds bytes that are neither ASCII nor GBK, and no declaration says what
+    they are: the message names the column and the count, never a value."""
+
+
+def charset_probe(columns: list[MySQLColumn]) -> str:
+    """Select list: per latin1 column, the values with non-ASCII bytes and, of those, the values
+    whose bytes are not valid GBK (empty string if no column is latin1)."""
+    parts = []
+    for column in (c for c in columns if c.is_latin1):
+        raw = f"cast({quote_name(column.name)} as binary)"
+        # a byte of 0x80 or more: hex pairs from the start, the first one not ASCII
+        non_ascii = f"hex({raw}) regexp '^([0-7][0-9A-F])*[89A-F]'"
+        parts.append(f"coalesce(sum({non_ascii}), 0)")
+        parts.append(f"coalesce(sum({raw} <> cast(convert({raw} using gbk) as binary)), 0)")
+    return ", ".join(parts)
+
+
+def decide_charsets(
+    columns: list[MySQLColumn],
+    found: tuple | list,
+    declared: dict[str, str],
+    where: str,
+) -> tuple[list[MySQLColumn], dict[str, int]]:
+    """The columns as they are to be read, given `charset_probe`'s counts (`found`, in its
+    order) and the manifest's `charsets`; and the values decoded as GBK per column. Raises
+    CharsetRefused for a latin1 column with non-GBK bytes that no declaration covers."""
+    from dataclasses import replace
+
+    counts = iter(found)
+    out, decoded = [], {}
+    for column in columns:
+        if not column.is_latin1:
+            out.append(column)
+            continue
+        non_ascii, not_gbk = int(next(counts)), int(next(counts))
+        said = declared.get(column.name)
+        if said == "latin1" or non_ascii == 0:
+            out.append(column)
+        elif said == "gbk" or not_gbk == 0:
+            out.append(replace(column, decode_as="gbk"))
+            decoded[column.name] = non_ascii
+        else:
+            raise CharsetRefused(
+                f"{where}: column {column.name} is declared latin1 at the source and {not_gbk} of "
+                f"its {non_ascii} non-ASCII values are not GBK either, so their text cannot be "
+                "told: declare what the column holds in the table's manifest, "
+                f"`charsets: {{{column.name}: latin1}}` (true Latin-1 text) or "
+                f"`{{{column.name}: gbk}}`, or convert the column at the source"
+            )
+    return out, decoded
+
+
 # the extract's session: UTC (timestamps as stored), utf8mb4, backslash escapes on, zero dates
 # readable; read only. One statement each (PyMySQL runs one at a time).
 SESSION_SQL = (
@@ -187,11 +256,11 @@ def start_session(conn) -> None:
 def read_columns(cur, schema: str, table: str) -> list[MySQLColumn]:
     """The columns of a source table in table order (a PyMySQL cursor); [] if none is visible."""
     cur.execute(
-        "select column_name, column_type from information_schema.columns "
+        "select column_name, column_type, character_set_name from information_schema.columns "
         "where table_schema = %s and table_name = %s order by ordinal_position",
         (schema, table),
     )
-    return [MySQLColumn(name, column_type) for name, column_type in cur.fetchall()]
+    return [MySQLColumn(name, kind, charset) for name, kind, charset in cur.fetchall()]
 
 
 # --- the rows' stream: the source's own command-line client ---------------------------------
