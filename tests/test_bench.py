@@ -61,3 +61,42 @@ def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
         assert isinstance(fig["met"], bool), fig
         assert fig["target"], fig
     assert "hdp bench at scale" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_mysql_bench_reports_every_figure(tmp_path: Path) -> None:
+    """`python -m hdp_bench mysql --quick` on a small MariaDB table: every figure has a ratio
+    (pgloader's and dlt's may say "not measured" where they are not installed)."""
+    from hdp_bench.mysql_bench import figures
+
+    out = tmp_path / "mysql.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HDP_", "DBT_"))}
+    env |= {
+        "HDP_HOME": str(tmp_path / "home"),
+        "HDP_PG_PORT": os.environ.get("HDP_BENCH_TEST_PG_PORT", "55435"),
+        "HDP_AIRFLOW_PORT": "18084",
+        "HDP_MARIADB_PORT": "33338",
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hdp_bench", "mysql", "--quick", "--scale", "0.02",
+             "--out", str(out)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(out.read_text(encoding="utf-8"))
+        assert result["rows"] == 20_000
+        rows = {name: (ratio, note) for name, ratio, _, _, note in figures(result)}
+        assert rows["extract rows/s ÷ mariadb|psql pipe"][0] > 0
+        assert rows["extract peak memory, full ÷ a tenth"][0] > 0
+        for name in ("speed-up over pgloader", "speed-up over dlt"):
+            ratio, note = rows[name]
+            assert (ratio or 0) > 0 or note.startswith("not measured"), (name, note)
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "hdp", "down"], cwd=REPO, env=env, capture_output=True
+        )

@@ -7,12 +7,13 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hdp_bench import bench, forecast, mpi
+    from hdp_bench import bench, forecast, mpi, mysql_bench
 
     parser = argparse.ArgumentParser(prog="python -m hdp_bench", description=__doc__)
     sub = parser.add_subparsers(dest="benchmark", required=True)
     for name, module, text in (
         ("io", bench, "extract, load, gate and dbt against side-by-side baselines (make bench)"),
+        ("mysql", mysql_bench, "a MariaDB table into the warehouse vs pipe, pgloader, dlt"),
         ("mpi", mpi, "master patient index: pairwise precision/recall vs the simulator's truth"),
         (
             "forecast",
