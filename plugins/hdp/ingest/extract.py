@@ -446,24 +446,32 @@ def _mysql_where(spec: TableSpec, low, high) -> str:
     return f"{column} > {_mysql_literal(low)} and {column} <= {_mysql_literal(high)}"
 
 
+def _mysql_scan(src, select_list: str, source: str, where: str) -> list:
+    """One aggregate scan of the interval on the source (the probe of zero dates, charsets)."""
+    with src.cursor() as cur:
+        cur.execute(f"select {select_list} from {source} where {where}")
+        found = list(cur.fetchone())
+    src.rollback()
+    return found
+
+
 def _mysql_copy(
     src, wh, manifest: SourceManifest, spec: TableSpec, low, high, constants: list[str], raw
 ) -> tuple[int, int, dict[str, int]]:
-    """Stream the interval's rows from a MySQL source into raw (COPY text), after counting its
-    zero dates; returns (rows read, rows written, zero dates per column)."""
+    """Stream the interval's rows from a MySQL source into raw (COPY text), counting its zero
+    dates; returns (rows read, rows written, zero dates per column). A latin1 column's probe
+    decides how the stream reads it, so it runs first; a probe of zero dates alone runs beside
+    the stream (another thread, the server's other scan), so it costs no wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     columns = _mysql_columns(src, manifest.schema, spec.name)
     source = f"{mysql.quote_name(manifest.schema)}.{mysql.quote_name(spec.name)}"
     where = _mysql_where(spec, low, high)
-    zero_dates: dict[str, int] = {}
+    dates = [c.name for c in columns if c.is_date]
     counts, probe = mysql.zero_date_counts(columns), mysql.charset_probe(columns)
-    if counts or probe:  # one scan of the interval for both
-        with src.cursor() as cur:
-            cur.execute(
-                f"select {', '.join(p for p in (counts, probe) if p)} from {source} where {where}"
-            )
-            found = list(cur.fetchone())
-        dates = [c.name for c in columns if c.is_date]
-        zero_dates = {n: int(k) for n, k in zip(dates, found, strict=False) if int(k)}
+    found: list | None = None
+    if probe:  # one scan of the interval for both
+        found = _mysql_scan(src, ", ".join(p for p in (counts, probe) if p), source, where)
         try:
             columns, decoded = mysql.decide_charsets(
                 columns, found[len(dates) :], dict(spec.charsets), f"{manifest.source}.{spec.name}"
@@ -481,12 +489,21 @@ def _mysql_copy(
     src.rollback()
     query = f"select {mysql.copy_line(columns, constants)} from {source} where {where}"
     copy_in = sql.SQL("copy {}.{} from stdin").format(*raw).as_string(wh)
-    try:
-        with mysql.ClientStream(src, query) as rows, wh.cursor() as cur:
-            cur.copy_expert(copy_in, rows, size=1 << 20)
-            written = cur.rowcount
-    except mysql.ClientError as exc:
-        raise ExtractError(f"reading from the MySQL source failed: {exc}") from None
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        counting = (
+            beside.submit(_mysql_scan, src, counts, source, where)
+            if (counts and found is None)
+            else None
+        )
+        try:
+            with mysql.ClientStream(src, query) as rows, wh.cursor() as cur:
+                cur.copy_expert(copy_in, rows, size=1 << 20)
+                written = cur.rowcount
+        except mysql.ClientError as exc:
+            raise ExtractError(f"reading from the MySQL source failed: {exc}") from None
+        if counting is not None:
+            found = counting.result()
+    zero_dates = {n: int(k) for n, k in zip(dates, found or [], strict=False) if int(k)}
     return rows.lines, written, zero_dates
 
 
