@@ -318,6 +318,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_scaffold": "integration",
     "test_fault_files": "integration",
     "test_fault_rerun": "integration",
+    "test_delivery_guard": "integration",
     "test_airflow": "e2e",
     "test_attack_roles": "e2e",
     "test_bench": "e2e",

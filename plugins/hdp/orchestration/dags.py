@@ -501,6 +501,7 @@ def run_file_refusals(manifest: SourceManifest, loaded: list[dict], run_id: str)
                 (manifest.source, f"{run_id}:", f"{run_id}:"),
             )
             withheld = [f"{name} ({status})" for name, status in cur.fetchall()]
+        held = held_in_run(wh, manifest.source, run_id)
     finally:
         wh.close()
     if refused or withheld:
@@ -509,8 +510,20 @@ def run_file_refusals(manifest: SourceManifest, loaded: list[dict], run_id: str)
             f"{', '.join(refused) or '-'}; {len(withheld)} file(s) loaded but not published: "
             f"{', '.join(withheld) or '-'}. The other files of the run are published. Why: "
             "audit.file_load.error and the load or gate task's log; ask the sender to re-send."
+            + "".join(f" {message}" for message in held)
         )
     print(f"every file of {manifest.source} in this run was published")
+
+
+def held_in_run(wh, source: str, run_id: str) -> list[str]:
+    """What to tell of each delivery of this run the guard holds for review (reason, commands)."""
+    from hdp.quality import guard
+
+    return [
+        guard.held_message(d.source, d.table, d.batch_id, d.reason)
+        for d in guard.held(wh, source=source)
+        if d.run_id.startswith(f"{run_id}:")
+    ]
 
 
 def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
