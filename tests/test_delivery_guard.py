@@ -331,6 +331,29 @@ def test_an_excel_redelivery_is_held_and_published_data_is_unchanged(env, caplog
         ("held",)
     ]
     assert published(wh) == before
+    # the Data quality page (as its own login) and the run summary show the hold, its reason
+    # and command, and the anomalies with their columns' trends
+    from rich.console import Console
+
+    from hdp.orchestration.quality_app import render
+    from hdp.runtime.summary import _print_held_and_anomalies
+
+    reader = connect(env[0].quality_reader)
+    try:
+        page = render(reader)
+    finally:
+        reader.close()
+    held_section = page.split("<h2>Held deliveries</h2>", 1)[1].split("<h2>", 1)[0]
+    assert excel.name in held_section and f"python -m hdp quality release {held_batch}" in page
+    anomalies = page.split("<h2>Column profile anomalies</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "dispensed_at" in anomalies and "profile.year_shift" in anomalies
+    assert anomalies.count("<svg") >= 3  # a trend per monitored column
+    assert _card(1) not in page and "L00001" not in page
+    console = Console(record=True, width=200)
+    _print_held_and_anomalies(console)
+    text = console.export_text()
+    assert "Held deliveries" in text and f"python -m hdp quality release {held_batch}" in text
+    assert "profile.pattern_share" in text
     # the same bytes under another name are logged with both names
     shutil.copy(first, drops / "xrx_copy.csv")
     with caplog.at_level(logging.INFO, logger="hdp.ingest.files"):

@@ -474,3 +474,58 @@ def store(wh, *, batch_id: int, source: str, table: str, profiles: list[ColumnPr
                 for p in profiles
             ],
         )
+
+
+@dataclass(frozen=True)
+class ProfileAnomaly:
+    """A monitor that fired, as the Data quality page and the run summary list it."""
+
+    batch_id: int
+    source: str
+    table: str
+    column: str
+    check_id: str
+    status: str  # warn | fail
+    observed: str
+    run_id: str
+
+
+def recent_anomalies(wh, limit: int = 20, run_id: str | None = None) -> list[ProfileAnomaly]:
+    """The latest profile monitors that fired (of one DAG run's batches, when run_id is given)."""
+    with wh.cursor() as cur:
+        cur.execute(
+            """
+            select r.batch_id, r.source, r.table_name, r.column_name, r.check_id, r.status,
+                r.observed_value, b.run_id
+            from audit.quality_result as r
+            inner join audit.load_batch as b on b.batch_id = r.batch_id
+            where r.check_name = 'profile_monitor' and r.status in ('warn', 'fail')
+              and (%s::text is null or b.run_id = %s or left(b.run_id, length(%s) + 1) = %s || ':')
+            order by r.batch_id desc, r.column_name, r.check_id
+            limit %s
+            """,
+            (run_id, run_id, run_id, run_id, limit),
+        )
+        found = [ProfileAnomaly(*row) for row in cur.fetchall()]
+    wh.rollback()
+    return found
+
+
+def trend(
+    wh, source: str, table: str, column: str, batches: int = 10
+) -> list[tuple[int, float, float | None]]:
+    """(batch id, empty share, pattern share) of a column's last profiles, oldest first."""
+    with wh.cursor() as cur:
+        cur.execute(
+            """
+            select batch_id, case when rows > 0 then nulls::float8 / rows else 0 end,
+                pattern_share
+            from audit.column_profile
+            where source = %s and table_name = %s and column_name = %s
+            order by batch_id desc limit %s
+            """,
+            (source, table, column, batches),
+        )
+        found = cur.fetchall()
+    wh.rollback()
+    return list(reversed(found))
