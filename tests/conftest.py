@@ -324,6 +324,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_bench": "e2e",
     "test_fault_metadata": "e2e",
     "test_history": "e2e",
+    "test_delivery_guard_dag": "e2e",
 }
 # fixtures that reach a database server: a unit test must not ask for one
 SERVER_FIXTURES = frozenset(
