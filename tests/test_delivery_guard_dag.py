@@ -91,7 +91,7 @@ def test_a_held_delivery_turns_the_run_red_stays_held_on_rerun_and_publishes_onc
         "inner join audit.held_delivery as h on h.batch_id = b.batch_id"
     )
     assert status == "held"
-    run_2 = run_key.split(":", 1)[0]
+    run_2 = run_key.rsplit(":", 2)[0]  # <dag run id>:<file name>:<sha256 prefix>
     assert "delivery held for review" in output
     assert f"python -m hdp quality release {held_batch}" in output
     assert "collected_at: pattern_share" in output
@@ -124,7 +124,10 @@ def test_a_held_delivery_turns_the_run_red_stays_held_on_rerun_and_publishes_onc
     listed = _airflow(airflow_env, "tasks", "test", "hdp_ingest_lis", "list_files", run_2)
     assert "0 new file(s)" in listed.stdout + listed.stderr, listed.stdout[-3000:]
     publish = _airflow(airflow_env, "tasks", "test", "hdp_ingest_lis", "publish", run_2)
-    assert publish.returncode != 0 and "held" in publish.stdout + publish.stderr
+    said = publish.stdout + publish.stderr
+    # `tasks test` exits 0 whatever the task does: its log says it failed, naming the hold
+    assert "Task failed" in said and "lis_results_20250801_resent.csv (held)" in said, said[-6000:]
+    assert f"python -m hdp quality release {held_batch}" in said
     assert _scalar("select count(*) from audit.load_batch")[0][0] == batches
     assert _scalar("select status from audit.load_batch where batch_id = %s", (held_batch,)) == [
         ("held",)
@@ -140,9 +143,13 @@ def test_a_held_delivery_turns_the_run_red_stays_held_on_rerun_and_publishes_onc
         check=False,
     )
     assert released.returncode == 0, released.stdout + released.stderr[-2000:]
+    outputs = []
     for _ in range(2):
         publish = _airflow(airflow_env, "tasks", "test", "hdp_ingest_lis", "publish", run_2)
-        assert publish.returncode == 0, (publish.stdout + publish.stderr)[-4000:]
+        outputs.append(publish.stdout + publish.stderr)
+        assert "Task failed" not in outputs[-1], outputs[-1][-4000:]
+    assert "'lis_results_20250801_resent.csv': 40" in outputs[0], outputs[0][-4000:]
+    assert "no new file of lis to publish" in outputs[1], outputs[1][-4000:]
     assert _scalar("select status from audit.load_batch where batch_id = %s", (held_batch,)) == [
         ("published",)
     ]

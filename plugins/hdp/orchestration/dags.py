@@ -538,11 +538,12 @@ def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
     try:
         rows = publish_files(wh, manifest=manifest, run_id=run_id)
     except FilesWithheld as exc:
+        message = str(exc) + "".join(f" {m}" for m in held_in_run(wh, manifest.source, run_id))
         if not exc.published:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(message) from exc
         # the validated files are published: succeed, so the raw asset triggers the transform;
         # the leaf task refused_files turns the run red and names the withheld ones
-        print(str(exc))
+        print(message)
         rows = exc.published
     except PublishBlocked as exc:
         raise AirflowFailException(str(exc)) from exc
