@@ -213,6 +213,36 @@ def hdp(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _screenshot(page: str, shot: Path) -> None:
+    """The page as a real browser renders it (headless Chromium, the page is self-contained)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is installed by `make test` (Makefile target browser)"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot.unlink(missing_ok=True)
+    saved = shot.with_suffix(".html")
+    saved.write_text(page, encoding="utf-8")
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={shot.parent / 'chromium-profile'}",
+            "--window-size=1400,1600",
+            f"--screenshot={shot}",
+            saved.as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
 def clean_history(env) -> tuple[Path, dict]:
     """Two clean deliveries, published: the columns' history."""
     drops = env[3]
@@ -362,12 +392,15 @@ def test_an_excel_redelivery_is_held_and_published_data_is_unchanged(env):
         page = render(reader)
     finally:
         reader.close()
+    latest = page.split("<h2>Latest batch per table</h2>", 1)[1].split("<h2>", 1)[0]
+    assert ">held</span>" in latest and f"{SOURCE} <span" in page and "failing" in page
     held_section = page.split("<h2>Held deliveries</h2>", 1)[1].split("<h2>", 1)[0]
     assert excel.name in held_section and f"python -m hdp quality release {held_batch}" in page
     anomalies = page.split("<h2>Column profile anomalies</h2>", 1)[1].split("<h2>", 1)[0]
     assert "dispensed_at" in anomalies and "profile.year_shift" in anomalies
     assert anomalies.count("<svg") >= 3  # a trend per monitored column
     assert _card(1) not in page and "L00001" not in page
+    _screenshot(page, load_settings().home / "screenshots" / "quality-page-held.png")
     console = Console(record=True, width=200)
     _print_held_and_anomalies(console)
     text = console.export_text()

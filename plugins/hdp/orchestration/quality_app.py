@@ -71,7 +71,7 @@ def _spark(points: list[tuple[int, str, int | None, int]]) -> str:
     bars = []
     for i, (_batch, status, rows, _failed) in enumerate(points):
         height = max(2, int(28 * (rows or 0) / top))
-        colour = "#cf222e" if status in ("rejected", "failed") else "#57606a"
+        colour = "#cf222e" if status in ("rejected", "failed", "held") else "#57606a"
         bars.append(
             f'<rect x="{i * 9}" y="{30 - height}" width="7" height="{height}" fill="{colour}"/>'
         )
