@@ -306,6 +306,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_quality_gate": "integration",
     "test_date_parsing": "integration",
     "test_file_refusals": "unit",
+    "test_profiles": "unit",
     "test_quality_history": "integration",
     "test_quarantine": "integration",
     "test_security_roles": "integration",
