@@ -24,7 +24,7 @@ from hdp.config import REPO_ROOT, load_settings
 from hdp.ingest.files import FilesWithheld, ensure_landing_tables, ingest_file, list_new_files
 from hdp.ingest.files import publish_files as _publish_files
 from hdp.manifest import SourceManifest, TableSpec
-from hdp.quality.gate import DeliveryHeld, validate_batch
+from hdp.quality.gate import DeliveryHeld, QualityGateFailed, validate_batch
 from hdp.warehouse.database import connect
 
 SOURCE = "xrx"
@@ -300,6 +300,41 @@ def test_weekday_suffixed_dates_fire_the_pattern_monitor_without_a_declaration(e
         "and column_name = 'dispensed_at' and batch_id = %s",
         ("profile.pattern_share", gate.batch_id),
     ) == [("warn", monitor.observed)]
+
+
+def test_a_declared_pattern_is_counted_and_blocks_as_the_catalogue_says(env):
+    """A column entry with its own pattern (a regex) and severity block: the weekday batch is
+    rejected, not only flagged."""
+    _, wh, expectations, drops = env
+    catalogue = yaml.safe_load((expectations / f"{SOURCE}.yml").read_text(encoding="utf-8"))
+    catalogue["checks"].append(
+        {
+            "id": "xrx.dispensing.dispensed_at_pattern",
+            "table": TABLE,
+            "level": "profile",
+            "monitor": "pattern_share",
+            "column": "dispensed_at",
+            "kwargs": {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$"},
+            "category": "conformance",
+            "severity": "block",
+            "threshold": 0.2,
+            "means": "dispensing times are ISO",
+            "fix": "ask for ISO times",
+        }
+    )
+    (expectations / f"{SOURCE}.yml").write_text(yaml.safe_dump(catalogue), encoding="utf-8")
+    clean_history(env)
+    assert rows(
+        wh,
+        "select distinct pattern, pattern_share from audit.column_profile "
+        "where column_name = 'dispensed_at'",
+    ) == [("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$", 1.0)]
+    with pytest.raises(QualityGateFailed) as failed:
+        load(env, write(drops, "xrx_20240103.csv", weekday_rows(2 * ROWS)), "run-3")
+    assert "xrx.dispensing.dispensed_at_pattern on column dispensed_at" in str(failed.value)
+    assert rows(wh, "select status from audit.load_batch order by batch_id desc limit 1") == [
+        ("rejected",)
+    ]
 
 
 # ------------------------------------------------------------------- the delivery guard
