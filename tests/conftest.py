@@ -307,6 +307,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_quality_gate": "integration",
     "test_date_parsing": "integration",
     "test_file_refusals": "unit",
+    "test_profiles": "unit",
     "test_quality_history": "integration",
     "test_quarantine": "integration",
     "test_security_roles": "integration",
@@ -320,11 +321,13 @@ MODULE_TIERS: dict[str, str] = {
     "test_scaffold": "integration",
     "test_fault_files": "integration",
     "test_fault_rerun": "integration",
+    "test_delivery_guard": "integration",
     "test_airflow": "e2e",
     "test_attack_roles": "e2e",
     "test_bench": "e2e",
     "test_fault_metadata": "e2e",
     "test_history": "e2e",
+    "test_delivery_guard_dag": "e2e",
 }
 # fixtures that reach a database server: a unit test must not ask for one
 SERVER_FIXTURES = frozenset(

@@ -235,6 +235,8 @@ def _check_quality_page(port: str, token: str, folder) -> None:
     for source in SOURCES:  # every source's status, loaded or not
         assert f'{source} <span class="badge"' in page, source
     assert "his.outpatient_visits.fee_not_negative" in page
+    # held deliveries and column profile anomalies (issue 15), empty or not
+    assert "<h2>Held deliveries</h2>" in page and "<h2>Column profile anomalies</h2>" in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is installed by `make test` (Makefile target browser)"
     folder.mkdir(parents=True, exist_ok=True)

@@ -243,6 +243,26 @@ def test_no_identifier_in_any_table_outside_the_restricted_schemas(identifiers, 
     assert not leaks, f"identifiers found outside the restricted schemas: {leaks}"
 
 
+def test_column_profiles_are_scanned_and_keep_shapes_only_for_identifiers(identifiers, pipeline):
+    """audit.column_profile (scanned above with every audit table) profiles the patients'
+    identifier columns by shape and counts only: no min, max or years in clear."""
+    lg, _ = pipeline
+    wh = connect(lg.warehouse)
+    with wh.cursor() as cur:
+        cur.execute(
+            "select column_name, is_identifier, min_value, max_value, year_median, top_shape "
+            "from audit.column_profile where source = 'his' and table_name = 'patients'"
+        )
+        profile = {r[0]: r[1:] for r in cur.fetchall()}
+        cur.execute("select string_agg(p::text, E'\\n') from audit.column_profile as p")
+        dump = cur.fetchone()[0]
+    wh.close()
+    for column in ("mrn", "name", "id_card_no", "phone", "address", "birth_date"):
+        assert profile[column][:4] == (True, None, None, None), column
+    assert profile["id_card_no"][4]  # its shape is kept
+    assert not identifiers.found_in(dump)
+
+
 def test_an_analyst_cannot_reach_a_restricted_schema(pipeline):
     lg, _ = pipeline
     password = secrets.token_urlsafe(16)

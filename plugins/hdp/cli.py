@@ -90,17 +90,20 @@ def cmd_dbt(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    """Quality operations: replay quarantined rows after a fix."""
+    """Quality operations: replay quarantined rows after a fix; list, release or reject the
+    deliveries the guard holds for review (hdp.quality.guard)."""
     from hdp.quality.gate import replay_quarantine
     from hdp.runtime.setup import ensure_platform
     from hdp.warehouse.database import connect, logins
 
     ensure_platform()
+    if args.action != "replay":
+        return _review(args)
     wh = connect(logins().loader)
     try:
         outcome = replay_quarantine(
             wh,
-            source=args.source,
+            source=args.source or "his",
             expectations_dir=load_settings().expectations_dir,
             table=args.table,
         )
@@ -109,8 +112,66 @@ def cmd_quality(args: argparse.Namespace) -> int:
     for check_id, (released, held) in outcome.items():
         print(f"{check_id}: {released} rows released, {held} still quarantined")
     if not outcome:
-        print(f"no quarantined rows of source {args.source}")
+        print(f"no quarantined rows of source {args.source or 'his'}")
     print("released rows reach staging and the marts with the next hdp_transform run")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    """`quality held`, `quality release <delivery>`, `quality reject <delivery>`."""
+    from hdp.quality import guard
+    from hdp.warehouse.database import connect, logins
+
+    wh = connect(logins().loader)
+    try:
+        if args.action == "held":
+            pending = guard.held(wh, source=args.source)
+            for d in pending:
+                print(f"{d.batch_id}\t{d.source}.{d.table}\t{d.file_name}\t{d.reason}")
+            if not pending:
+                print("no delivery is held for review")
+            return 0
+        if not args.delivery:
+            print(f"quality {args.action} needs a delivery: its batch id, file name or sha256")
+            return 2
+        try:
+            delivery = guard.resolve(wh, args.delivery)
+            (guard.release if args.action == "release" else guard.reject)(wh, delivery)
+        except (LookupError, ValueError) as exc:
+            print(str(exc))
+            return 1
+    finally:
+        wh.close()
+    name = f"{delivery.source}.{delivery.table} batch {delivery.batch_id} ({delivery.file_name})"
+    if args.action == "release":
+        print(
+            f"{name} released: published by the next run of hdp_ingest_{delivery.source} "
+            "(or rerun that run's publish task); its rows then win over the published ones"
+        )
+    else:
+        print(f"{name} rejected: never published; its rows stay in raw_{delivery.source}")
+    return 0
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    """File-source operations: re-admit a content already loaded (its bytes would be skipped)."""
+    from hdp.quality import guard
+    from hdp.runtime.setup import ensure_platform
+    from hdp.warehouse.database import connect, logins
+
+    ensure_platform()
+    wh = connect(logins().loader)
+    try:
+        source, name, digest = guard.readmit(wh, source=args.source, ref=args.file)
+    except LookupError as exc:
+        print(str(exc))
+        return 1
+    finally:
+        wh.close()
+    print(
+        f"{source} file {name} (sha256 {digest[:12]}) re-admitted: the next run of "
+        f"hdp_ingest_{source} loads it again as a new delivery, when it is in the drop folder"
+    )
     return 0
 
 
@@ -230,11 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=cmd_dbt)
 
-    quality = sub.add_parser("quality", help="replay quarantined rows after a fix")
-    quality.add_argument("action", choices=["replay"])
-    quality.add_argument("--source", default="his")
+    quality = sub.add_parser(
+        "quality",
+        help="replay quarantined rows after a fix; list, release or reject held deliveries",
+    )
+    quality.add_argument("action", choices=["replay", "held", "release", "reject"])
+    quality.add_argument(
+        "delivery", nargs="?", help="release/reject: the batch id, file name or sha256 prefix"
+    )
+    quality.add_argument("--source", help="replay: the source (default his); held: only this")
     quality.add_argument("--table", help="only this table (default: every table)")
     quality.set_defaults(func=cmd_quality)
+
+    files = sub.add_parser("files", help="file sources: re-admit a file already loaded")
+    files.add_argument("action", choices=["readmit"])
+    files.add_argument("file", help="the file name or a sha256 prefix (8+ characters)")
+    files.add_argument("--source", help="the file source (default: any that has the file)")
+    files.set_defaults(func=cmd_files)
 
     security = sub.add_parser(
         "security", help="rotate the pseudonym key, refresh the identity store, apply roles"

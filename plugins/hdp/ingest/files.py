@@ -58,7 +58,10 @@ FILE_METADATA = (
 )
 # a workbook's rows also keep each cell's Excel type (hdp.ingest.excel)
 WORKBOOK_METADATA = (*FILE_METADATA, (CELL_TYPES_COLUMN, "text"))
-DONE = ("passed", "published")  # a content whose batch reached one of these is not loaded again
+# a content whose batch reached one of these is not loaded again: held is waiting for a person
+# (hdp.quality.guard), dismissed was rejected on review; `python -m hdp files readmit` loads a
+# content again
+DONE = ("passed", "published", "held", "dismissed")
 
 
 class FilesWithheld(PublishBlocked):
@@ -206,8 +209,10 @@ def detect_encoding(data: bytes) -> str:
 def _done_status(cur, source: str, sha256: str) -> tuple[str | None, str | None, str | None]:
     """(status, run id, file name) of the batch that last loaded this content, if any."""
     cur.execute(
-        "select b.status, b.run_id, f.file_name from audit.file_load as f "
+        "select case when h.decision = 'rejected' then 'dismissed' else b.status end, "
+        "b.run_id, f.file_name from audit.file_load as f "
         "left join audit.load_batch as b on b.batch_id = f.batch_id "
+        "left join audit.held_delivery as h on h.batch_id = f.batch_id "
         "where f.source = %s and f.sha256 = %s and f.status = 'loaded'",
         (source, sha256),
     )
@@ -218,9 +223,10 @@ def _done_status(cur, source: str, sha256: str) -> tuple[str | None, str | None,
 def _skipped(name: str, loaded_as: str | None) -> str:
     """How a skip is logged: the file's name and, when it differs, the name the same bytes were
     loaded under (a re-send under another name shows as one)."""
+    readmit = f"`python -m hdp files readmit {name}` loads it again"
     if loaded_as and loaded_as != name:
-        return f"the same bytes as {loaded_as}, loaded before"
-    return "already loaded"
+        return f"a duplicate: the same bytes as {loaded_as}, loaded before ({readmit})"
+    return f"already loaded ({readmit})"
 
 
 def list_new_files(wh, manifest: SourceManifest, folder: Path | None = None) -> list[Path]:

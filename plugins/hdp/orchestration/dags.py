@@ -512,6 +512,7 @@ def run_file_refusals(manifest: SourceManifest, loaded: list[dict], run_id: str)
                 (manifest.source, f"{run_id}:", f"{run_id}:"),
             )
             withheld = [f"{name} ({status})" for name, status in cur.fetchall()]
+        held = held_in_run(wh, manifest.source, run_id)
     finally:
         wh.close()
     if refused or withheld:
@@ -520,8 +521,20 @@ def run_file_refusals(manifest: SourceManifest, loaded: list[dict], run_id: str)
             f"{', '.join(refused) or '-'}; {len(withheld)} file(s) loaded but not published: "
             f"{', '.join(withheld) or '-'}. The other files of the run are published. Why: "
             "audit.file_load.error and the load or gate task's log; ask the sender to re-send."
+            + "".join(f" {message}" for message in held)
         )
     print(f"every file of {manifest.source} in this run was published")
+
+
+def held_in_run(wh, source: str, run_id: str) -> list[str]:
+    """What to tell of each delivery of this run the guard holds for review (reason, commands)."""
+    from hdp.quality import guard
+
+    return [
+        guard.held_message(d.source, d.table, d.batch_id, d.reason)
+        for d in guard.held(wh, source=source)
+        if d.run_id.startswith(f"{run_id}:")
+    ]
 
 
 def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
@@ -536,11 +549,12 @@ def run_file_publish(manifest: SourceManifest, run_id: str) -> dict:
     try:
         rows = publish_files(wh, manifest=manifest, run_id=run_id)
     except FilesWithheld as exc:
+        message = str(exc) + "".join(f" {m}" for m in held_in_run(wh, manifest.source, run_id))
         if not exc.published:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(message) from exc
         # the validated files are published: succeed, so the raw asset triggers the transform;
         # the leaf task refused_files turns the run red and names the withheld ones
-        print(str(exc))
+        print(message)
         rows = exc.published
     except PublishBlocked as exc:
         raise AirflowFailException(str(exc)) from exc

@@ -37,6 +37,9 @@ STATUS_COLOURS = {
     "failed": "#cf222e",
     "loaded": "#9a6700",
     "loading": "#9a6700",
+    "held": "#bc4c00",
+    "warn": "#9a6700",
+    "fail": "#cf222e",
 }
 
 STYLE = """
@@ -68,7 +71,7 @@ def _spark(points: list[tuple[int, str, int | None, int]]) -> str:
     bars = []
     for i, (_batch, status, rows, _failed) in enumerate(points):
         height = max(2, int(28 * (rows or 0) / top))
-        colour = "#cf222e" if status in ("rejected", "failed") else "#57606a"
+        colour = "#cf222e" if status in ("rejected", "failed", "held") else "#57606a"
         bars.append(
             f'<rect x="{i * 9}" y="{30 - height}" width="7" height="{height}" fill="{colour}"/>'
         )
@@ -152,6 +155,82 @@ def _refused_html(wh) -> str:
     return f"<table>{head}{''.join(rows)}</table>{note}"
 
 
+def _held_html(wh) -> str:
+    """Deliveries the guard holds for review (hdp.quality.guard), with the commands."""
+    from hdp.quality import guard
+
+    rows = [
+        "<tr>"
+        f"<td>{escape(d.source)}.{escape(d.table)}</td><td>{_badge('held')}</td>"
+        f'<td class="num">{d.batch_id}</td><td>{escape(d.file_name or "")}</td>'
+        f'<td class="num">{d.keys_replaced} of {d.rows}</td><td>{escape(d.reason)}</td>'
+        f"<td><code>{escape(guard.release_command(d.batch_id))}</code><br>"
+        f"<code>{escape(guard.reject_command(d.batch_id))}</code></td>"
+        "</tr>"
+        for d in guard.held(wh)
+    ]
+    if not rows:
+        return "<p class='muted'>No delivery is held for review.</p>"
+    head = (
+        "<tr><th>table</th><th>status</th><th>batch</th><th>file</th><th>keys replaced</th>"
+        "<th>why</th><th>decide</th></tr>"
+    )
+    note = (
+        "<p class='muted'>A held delivery would replace published records with values of "
+        "another shape: it is neither published nor lost until a person releases or rejects "
+        "it.</p>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
+def _profile_spark(points: list[tuple[int, float, float | None]]) -> str:
+    """A column's last profiles: pattern share as bars, empty share as a red line."""
+    if not points:
+        return ""
+    bars, line = [], []
+    for i, (_batch, empty, pattern) in enumerate(points):
+        height = max(1, int(26 * (pattern or 0)))
+        bars.append(
+            f'<rect x="{i * 9}" y="{28 - height}" width="7" height="{height}" fill="#57606a"/>'
+        )
+        line.append(f"{i * 9 + 3},{28 - int(26 * empty)}")
+    path = f'<polyline points="{" ".join(line)}" fill="none" stroke="#cf222e" stroke-width="1.5"/>'
+    return f'<svg width="{len(points) * 9}" height="30">{"".join(bars)}{path}</svg>'
+
+
+def _anomalies_html(wh) -> str:
+    """Profile monitors that fired lately, each with its column's trend."""
+    from hdp.quality import profiles
+
+    anomalies = profiles.recent_anomalies(wh)
+    trends: dict[tuple[str, str, str], str] = {}
+    rows = []
+    for a in anomalies:
+        key = (a.source, a.table, a.column)
+        if key not in trends:
+            trends[key] = _profile_spark(profiles.trend(wh, *key))
+        rows.append(
+            "<tr>"
+            f"<td>{escape(a.source)}.{escape(a.table)}</td><td>{escape(a.column)}</td>"
+            f"<td>{_badge(a.status)}</td><td>{escape(a.check_id)}</td>"
+            f'<td class="num">{a.batch_id}</td><td>{escape(a.observed)}</td>'
+            f"<td>{trends[key]}</td>"
+            "</tr>"
+        )
+    if not rows:
+        return "<p class='muted'>No column profile has jumped beyond its history.</p>"
+    head = (
+        "<tr><th>table</th><th>column</th><th>status</th><th>monitor</th><th>batch</th>"
+        "<th>observed</th><th>pattern share ▮ / empty share ━ (last 10)</th></tr>"
+    )
+    note = (
+        "<p class='muted'>Shapes write digits as 9, letters as a, other scripts as z: a "
+        "profile never holds a value of a column that could identify someone "
+        "(audit.column_profile).</p>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
 def _cleaning_html(wh) -> str:
     rows = [
         "<tr>"
@@ -227,8 +306,12 @@ def render(wh, run_id: str | None = None) -> str:
 <table><tr><th>source</th><th>table</th><th>status</th><th>batch</th><th>rows</th>
 <th>checks ✓</th><th>✗</th><th>rows per batch (last 10)</th><th>finished</th></tr>
 {"".join(rows)}</table>
+<h2>Held deliveries</h2>
+{_held_html(wh)}
 <h2>Refused files (latest 20)</h2>
 {_refused_html(wh)}
+<h2>Column profile anomalies</h2>
+{_anomalies_html(wh)}
 <h2>Changes since the previous batch</h2>
 {changes_html}
 <h2>Source freshness</h2>

@@ -1,6 +1,6 @@
 """The checks catalogue: every quality check as data (expectations/defaults.yml + <source>.yml).
 
-Each check has a stable id, a level (row or batch), a category (conformance, completeness,
+Each check has a stable id, a level (row, batch or profile), a category (conformance, completeness,
 plausibility), a severity, a threshold and two short texts: what it means and how to fix a
 failure. The gate (hdp.quality.gate) runs row-level checks as SQL over the batch and batch-level
 checks as Great Expectations expectations built from the same entries, so reports, history and
@@ -15,10 +15,18 @@ from typing import Any
 
 import yaml
 
-LEVELS = ("row", "batch")
+LEVELS = ("row", "batch", "profile")
 CATEGORIES = ("conformance", "completeness", "plausibility")
-SEVERITIES = {"row": ("quarantine", "warn"), "batch": ("block", "warn")}
-CUSTOM_BATCH_CHECKS = ("volume.vs_recent",)  # computed by hdp.quality.gate, not by GX
+SEVERITIES = {
+    "row": ("quarantine", "warn"),
+    "batch": ("block", "warn"),
+    "profile": ("block", "warn"),
+}
+# computed by hdp.quality (gate, guard), not by GX; delivery.replaces_published: severity block
+# holds the delivery for review (hdp.quality.guard)
+CUSTOM_BATCH_CHECKS = ("volume.vs_recent", "delivery.replaces_published")
+# level profile: a column profile monitor (hdp.quality.profiles), one of these
+MONITORS = ("null_share", "pattern_share", "year_shift", "length")
 # `parses: <type>` on a row check: a non-empty value the warehouse's parser (the one staging's
 # macro calls too) cannot read fails the check. The condition is generated, never typed.
 PARSERS = {"date": "audit.parse_cn_date", "timestamp": "audit.parse_cn_timestamp"}
@@ -43,6 +51,7 @@ class Check:
     kwargs: dict[str, Any] = field(default_factory=dict)
     threshold: Any = None
     parses: str | None = None  # row level: the type a text column must parse as (PARSERS)
+    monitor: str | None = None  # profile level: which profile monitor (MONITORS)
 
     @property
     def blocking(self) -> bool:
@@ -76,6 +85,8 @@ def _check(entry: dict[str, Any], where: str) -> Check:
         fails_when = _parse_failure(entry, where, cid)
     if level == "row" and not fails_when:
         raise CatalogueError(f"{where}: row-level check {cid} needs fails_when (a SQL condition)")
+    if level == "profile" and entry.get("monitor") not in MONITORS:
+        raise CatalogueError(f"{where}: profile check {cid}: monitor must be one of {MONITORS}")
     if level == "batch" and not entry.get("expectation") and cid not in CUSTOM_BATCH_CHECKS:
         raise CatalogueError(f"{where}: batch-level check {cid} needs an expectation")
     return Check(
@@ -92,6 +103,7 @@ def _check(entry: dict[str, Any], where: str) -> Check:
         kwargs=dict(entry.get("kwargs") or {}),
         threshold=entry.get("threshold"),
         parses=parses,
+        monitor=entry.get("monitor"),
     )
 
 

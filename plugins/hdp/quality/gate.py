@@ -39,6 +39,10 @@ class QualityGateFailed(RuntimeError):
     """A batch failed blocking checks; its rows are not published."""
 
 
+class DeliveryHeld(QualityGateFailed):
+    """The delivery guard held a batch for review (hdp.quality.guard): not published, not lost."""
+
+
 class PublishBlocked(RuntimeError):
     """A run's batches were not all validated: none of them is published."""
 
@@ -54,7 +58,7 @@ class CheckResult:
     category: str = ""
     severity: str = ""
     threshold: str = ""
-    status: str = "pass"  # pass | quarantined | warn | fail (fail blocks the batch)
+    status: str = "pass"  # pass | quarantined | warn | fail (blocks) | held (for review)
     fix: str = ""
 
 
@@ -72,6 +76,11 @@ class GateResult:
     def failed(self) -> list[CheckResult]:
         """The checks that block the batch."""
         return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def held(self) -> CheckResult | None:
+        """The delivery guard's hold, if it holds the batch for review."""
+        return next((c for c in self.checks if c.status == "held"), None)
 
     def failure_message(self) -> str:
         lines = [
@@ -445,6 +454,7 @@ def validate_batch(
     file source); `metadata`: the raw table's load metadata columns (build_expectations)."""
     checks = for_table(load_catalogue(expectations_dir, source), table)
     catalogue = {c.id: c for c in checks}
+    _refuse_reviewed(wh, batch_id, source, table)
     rows_read, raw_columns = _batch_facts(wh, batch_id, source, table)
     results = run_row_checks(
         wh,
@@ -469,6 +479,9 @@ def validate_batch(
         expected_rows=rows_read - quarantined,
     )
     results += [_describe(r, catalogue) for r in gx_results]
+    results += profile_and_guard(
+        wh, batch_id=batch_id, source=source, table=table, primary_key=primary_key, checks=checks
+    )
     if "volume.vs_recent" in catalogue:
         results.append(
             volume_check(
@@ -489,6 +502,8 @@ def validate_batch(
         rows_quarantined=quarantined,
     )
     record(wh, gate)
+    if gate.success and gate.held:
+        _hold(wh, gate, rows_read, primary_key, quality_dir)
     if not gate.success:
         build_reports(quality_dir)  # the report must show the failure it is cited for
         log.error(gate.failure_message())
@@ -503,6 +518,104 @@ def validate_batch(
         sum(c.status == "warn" for c in gate.checks),
     )
     return gate
+
+
+def _refuse_reviewed(wh, batch_id: int, source: str, table: str) -> None:
+    """A batch held for review is not validated again (a rerun or a cleared task keeps it
+    held), nor one a reviewer rejected; a released one is validated without the guard."""
+    from hdp.quality import guard
+
+    held, decided, reason = guard.decision(wh, batch_id)
+    if held and decided is None:
+        message = guard.held_message(source, table, batch_id, reason)
+        log.error(message)
+        raise DeliveryHeld(message)
+    if decided == "rejected":
+        raise QualityGateFailed(
+            f"{source}.{table} batch {batch_id} was rejected on review ({reason}); it is never "
+            "published. Re-send or readmit a good file (`python -m hdp files readmit`)."
+        )
+
+
+def profile_and_guard(
+    wh, *, batch_id: int, source: str, table: str, primary_key: list[str], checks: list[Check]
+) -> list[CheckResult]:
+    """Profile the batch's columns (audit.column_profile, one SQL statement), run the profile
+    monitors against their history and the delivery guard (hdp.quality.profiles, guard)."""
+    from hdp.quality import guard, profiles
+
+    found, past = profiles.profile_batch(
+        wh, batch_id=batch_id, source=source, table=table, checks=checks
+    )
+    profiles.store(wh, batch_id=batch_id, source=source, table=table, profiles=found)
+    wh.commit()
+    anomalies = profiles.detect(found, past, checks)
+    results = []
+    for a in anomalies:
+        check = a.check
+        results.append(
+            CheckResult(
+                "profile_monitor",
+                a.column,
+                False,
+                a.observed,
+                a.expected,
+                check_id=a.check_id,
+                category=check.category if check else "plausibility",
+                severity=a.severity,
+                threshold="" if check is None else json.dumps(check.threshold),
+                status="fail" if a.severity == "block" else "warn",
+                fix=check.fix if check else "",
+            )
+        )
+    check = next((c for c in checks if c.id == guard.CHECK_ID), None)
+    verdict = guard.review(
+        wh,
+        batch_id=batch_id,
+        source=source,
+        table=table,
+        primary_key=primary_key,
+        check=check,
+        anomalies=anomalies,
+    )
+    if verdict is not None and check is not None:
+        results.append(
+            CheckResult(
+                "delivery_guard",
+                None,
+                verdict.status == "pass",
+                verdict.reason or verdict.observed,
+                verdict.expected,
+                check_id=check.id,
+                category=check.category,
+                severity=check.severity,
+                threshold=json.dumps(check.threshold),
+                status=verdict.status,
+                fix=check.fix,
+            )
+        )
+    return results
+
+
+def _hold(wh, gate: GateResult, rows: int, primary_key: list[str], quality_dir: Path) -> None:
+    """Record the guard's hold and stop the gate task with the reason and the commands."""
+    from hdp.quality import guard
+
+    held = gate.held
+    assert held is not None
+    guard.hold(
+        wh,
+        batch_id=gate.batch_id,
+        source=gate.source,
+        table=gate.table,
+        rows=rows,
+        primary_key=primary_key,
+        reason=held.observed,
+    )
+    build_reports(quality_dir)  # the report must show the hold it is cited for
+    message = guard.held_message(gate.source, gate.table, gate.batch_id, held.observed)
+    log.error(message)
+    raise DeliveryHeld(message)
 
 
 def _quarantined(wh, batch_id: int, source: str, table: str, primary_key: list[str]) -> int:
@@ -563,7 +676,7 @@ def record(wh, gate: GateResult) -> None:
             "update audit.load_batch set status = %s, error = %s, rows_quarantined = %s "
             "where batch_id = %s",
             (
-                "passed" if gate.success else "rejected",
+                ("held" if gate.held else "passed") if gate.success else "rejected",
                 failed or None,
                 gate.rows_quarantined,
                 gate.batch_id,

@@ -46,7 +46,7 @@ with gated as (
     select b.*, row_number() over (
         partition by b.source, b.table_name order by b.batch_id desc) as recency
     from audit.load_batch b
-    where b.status in ('passed', 'published', 'withheld', 'rejected', 'failed', 'loaded')
+    where b.status in ('passed', 'published', 'withheld', 'rejected', 'failed', 'loaded', 'held')
 )
 select g.source, g.table_name, g.batch_id, g.status, g.rows_written, g.finished_at,
     count(q.*) filter (where not {failing}), count(q.*) filter (where {failing})
@@ -65,12 +65,13 @@ with gated as (
     where exists (select 1 from audit.quality_result q where q.batch_id = b.batch_id)
 ),
 current_run as (
-    select g.source, g.table_name, q.check_name, q.column_name, not {failing} as success,
-        q.observed_value
+    select g.source, g.table_name, q.check_name, q.check_id, q.column_name,
+        not {failing} as success, q.observed_value
     from gated g join audit.quality_result q using (batch_id) where g.recency = 1
 ),
 previous_run as (
-    select g.source, g.table_name, q.check_name, q.column_name, not {failing} as success
+    select g.source, g.table_name, q.check_name, q.check_id, q.column_name,
+        not {failing} as success
     from gated g join audit.quality_result q using (batch_id) where g.recency = 2
 )
 select c.source, c.table_name, c.check_name, c.column_name,
@@ -84,6 +85,7 @@ from current_run c
 left join previous_run p
     on p.source = c.source and p.table_name = c.table_name
     and p.check_name = c.check_name
+    and p.check_id is not distinct from c.check_id  -- profile monitors share a check name
     and p.column_name is not distinct from c.column_name
 where not c.success or (c.success and p.success is false)
 order by 5, 1, 2, 3

@@ -150,6 +150,7 @@ def print_summary(started_at: float | None = None) -> None:
         star.add_row(name, "not built" if rows is None else str(rows))
     console.print(star)
     _print_refused(console)
+    _print_held_and_anomalies(console)
     _print_cleaning(console)
     _print_history(console)
     passed = sum(s.checks_passed for s in statuses)
@@ -178,6 +179,7 @@ def _print_source(console: Console, source: str, statuses: list[TableStatus]) ->
             "passed": "green",
             "published": "green",
             "withheld": "yellow",
+            "held": "red",
             "rejected": "red",
             "failed": "red",
         }.get(s.last_status or "")
@@ -214,6 +216,46 @@ def _print_refused(console: Console) -> None:
     for f in refused:
         table.add_row(f.source, f.file_name, f.reason or "", str(f.refused_at)[:19])
     console.print(table)
+
+
+def _print_held_and_anomalies(console: Console) -> None:
+    """Deliveries held for review (with the command that releases each) and the latest column
+    profile anomalies (hdp.quality.guard, profiles)."""
+    from hdp.quality import guard, profiles
+
+    wh = connect(logins().warehouse)
+    try:
+        held = guard.held(wh)
+        anomalies = profiles.recent_anomalies(wh, limit=10)
+    finally:
+        wh.close()
+    if held:
+        table = Table(title="Held deliveries: neither published nor lost, waiting for a review")
+        for col in ("table", "batch", "file", "why", "release / reject"):
+            table.add_column(col)
+        for d in held:
+            table.add_row(
+                f"{d.source}.{d.table}",
+                str(d.batch_id),
+                d.file_name or "",
+                d.reason,
+                f"{guard.release_command(d.batch_id)} / {guard.reject_command(d.batch_id)}",
+            )
+        console.print(table)
+    if anomalies:
+        table = Table(title="Column profile anomalies (latest 10): a jump beyond the history")
+        for col in ("table", "column", "monitor", "status", "batch", "observed"):
+            table.add_column(col)
+        for a in anomalies:
+            table.add_row(
+                f"{a.source}.{a.table}",
+                a.column,
+                a.check_id,
+                a.status,
+                str(a.batch_id),
+                a.observed,
+            )
+        console.print(table)
 
 
 def _print_cleaning(console: Console) -> None:

@@ -176,6 +176,14 @@ def _grant_audit(cur) -> None:
     run(q("grant select, insert, update on audit.file_load to {}").format(_ident(LOADER)))
     run(q("grant select on audit.file_load to {}").format(_ident(TRANSFORMER)))
     run(q("grant select on audit.row_issue to {}").format(_ident(TRANSFORMER)))
+    # column profiles (a gate rerun replaces its batch's) and held deliveries (the gate holds,
+    # `hdp quality release|reject` decides): statistics and file names, no row value
+    run(
+        q("grant select, insert, update, delete on audit.column_profile to {}").format(
+            _ident(LOADER)
+        )
+    )
+    run(q("grant select, insert, update on audit.held_delivery to {}").format(_ident(LOADER)))
     # the rows held in quarantine (a view, invoker's rights): the gate and dbt's staging
     run(q("grant select on audit.quarantined_row to {}").format(_ident(LOADER, TRANSFORMER)))
     run(q("grant usage, select on all sequences in schema audit to {}").format(_ident(LOADER)))
@@ -205,7 +213,8 @@ def _grant_audit(cur) -> None:
     run(
         q(
             "grant select on audit.load_batch, audit.quality_result, audit.row_issue, "
-            "audit.freshness_check, audit.refused_file to {}"
+            "audit.freshness_check, audit.refused_file, audit.column_profile, "
+            "audit.held_delivery to {}"
         ).format(_ident(QUALITY_READER))
     )
     run(

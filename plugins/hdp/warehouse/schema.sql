@@ -249,9 +249,12 @@ revoke all on function audit.analyze_load_batch() from public;
 -- A batch is extracted (loaded), validated (passed | rejected), then published with every other
 -- table of its run in one transaction (published), or held back because a sibling failed
 -- (withheld). Staging reads published batches only.
+-- held: a delivery the guard holds for review (audit.held_delivery, hdp.quality.guard).
 alter table audit.load_batch drop constraint if exists load_batch_status_check;
 alter table audit.load_batch add constraint load_batch_status_check check (
-    status in ('loading', 'loaded', 'passed', 'rejected', 'failed', 'published', 'withheld')
+    status in (
+        'loading', 'loaded', 'passed', 'rejected', 'failed', 'published', 'withheld', 'held'
+    )
 );
 alter table audit.load_batch add column if not exists rows_quarantined bigint;
 alter table audit.load_batch add column if not exists published_at timestamptz;
@@ -573,4 +576,65 @@ create table if not exists audit.transform_build (
     inputs text not null,
     fingerprint text not null,
     finished_at timestamptz not null default now()
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- Column profiles and the delivery guard (issue 15 items 3 and 4; hdp.quality.profiles, guard).
+-- ---------------------------------------------------------------------------------------------
+
+-- One row per batch and column: statistics of what arrived, never a row's value where it could
+-- identify someone (is_identifier: min, max and years are null; only shapes and counts). A
+-- shape writes digit runs 9, letter runs a, other scripts z (`2018-01-01` is `9-9-9`).
+create table if not exists audit.column_profile (
+    batch_id bigint not null references audit.load_batch (batch_id),
+    source text not null,
+    table_name text not null,
+    column_name text not null,
+    rows bigint not null,
+    nulls bigint not null,
+    distinct_count bigint not null,
+    min_length integer,
+    max_length integer,
+    avg_length double precision,
+    top_shape text,
+    top_shape_share double precision,
+    pattern text,
+    pattern_share double precision,
+    dated_share double precision,
+    year_min integer,
+    year_median integer,
+    year_max integer,
+    min_value text,
+    max_value text,
+    is_identifier boolean not null,
+    profiled_at timestamptz not null default now(),
+    primary key (batch_id, column_name)
+);
+create index if not exists column_profile_table_idx
+on audit.column_profile (source, table_name, column_name, batch_id);
+
+-- A delivery held for review (status held in audit.load_batch): it would replace published
+-- versions of many keys with values of another shape. Neither published nor lost: a person
+-- releases (the batch becomes passed, the next publish promotes it) or rejects it.
+create table if not exists audit.held_delivery (
+    batch_id bigint primary key references audit.load_batch (batch_id),
+    source text not null,
+    table_name text not null,
+    file_name text,
+    rows bigint not null,
+    keys_replaced bigint not null,
+    reason text not null,
+    held_at timestamptz not null default now(),
+    decision text check (decision in ('released', 'rejected')),
+    decided_at timestamptz,
+    decided_by text
+);
+
+-- An earlier good file the operator re-admits (`python -m hdp files readmit`): its content is
+-- loaded again as a new delivery on the next run (readmitted), and then bypasses the guard.
+alter table audit.file_load add column if not exists readmitted_at timestamptz;
+alter table audit.file_load add column if not exists readmitted_by text;
+alter table audit.file_load drop constraint if exists file_load_status_check;
+alter table audit.file_load add constraint file_load_status_check check (
+    status in ('loading', 'loaded', 'refused', 'readmitted')
 );
