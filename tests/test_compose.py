@@ -18,7 +18,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-CELERY_LOCK = ROOT / "docker" / "celery.lock"
 MAIN_LOCK = ROOT / "requirements" / "main.lock"
 ENV_EXAMPLE = ROOT / ".env.example"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
@@ -671,21 +670,14 @@ def test_image_bakes_the_dbt_manifest():
         assert path in ignore, f"{path} would enter the build context"
 
 
-def test_celery_lock_completes_main_lock_without_overlap():
+def test_celery_executor_comes_from_the_main_lock():
+    """One hashed lock for every process: the workers `make up-celery` starts and the image's
+    (issue 19: no side lock the distributed run would not have used)."""
     main = lock_pins(MAIN_LOCK)
-    celery = lock_pins(CELERY_LOCK)
-    assert (
-        "apache-airflow-providers-celery" in main or "apache-airflow-providers-celery" in celery
-    ), "the CeleryExecutor needs apache-airflow-providers-celery in a lock"
-    assert "redis" in main or "redis" in celery
-    overlap = set(main) & set(celery)
-    assert not overlap, f"pinned in both locks (rerun docker/lock-celery.sh): {sorted(overlap)}"
-    if celery:
-        install = next(r for w, r in dockerfile_instructions() if w == "RUN" and "pip install" in r)
-        assert re.search(r"-r \S*celery\.lock", install)
-    blocks = re.split(r"\n(?=[A-Za-z0-9])", CELERY_LOCK.read_text())
-    for block in blocks:
-        if re.match(r"^[A-Za-z0-9]", block):
-            assert "--hash=sha256:" in block, (
-                f"unhashed pin in docker/celery.lock: {block.split()[0]}"
-            )
+    for package in ("apache-airflow-providers-celery", "celery", "kombu", "redis"):
+        assert package in main, f"requirements/main.lock lacks {package}"
+    pinned = (ROOT / "requirements" / "main.in").read_text()
+    assert re.search(r"^apache-airflow-providers-celery==\S+$", pinned, re.M)
+    assert not list((ROOT / "docker").glob("*.lock")), "a side lock next to the Dockerfile"
+    install = install_line("pip install")
+    assert re.findall(r"-r (\S+)", install) == ["/tmp/req/main.lock"], install
