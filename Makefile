@@ -72,6 +72,11 @@ redis:
 up: install
 	@$(SIM) up
 
+# The distributed run (docs/deploy.md): CeleryExecutor, Redis and two Celery workers, each in its
+# own network namespace, reaching the servers over a private link; root only. `make down` stops it.
+up-celery: install redis
+	@$(SIM) up-celery
+
 down:
 	@if [ -x $(BIN)/python ]; then $(HDP) down; fi
 
