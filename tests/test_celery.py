@@ -112,6 +112,19 @@ def test_a_worker_reports_its_link_address_as_hostname(monkeypatch):
     assert celery.worker_hostname() == socket.getfqdn()
 
 
+@pytest.mark.unit
+def test_a_part_started_is_stopped_with_its_whole_process_group(tmp_path):
+    settings = _settings(tmp_path)
+    pid = celery.spawn(settings, "probe", ["sh", "-c", "sleep 60 & sleep 60"], dict(os.environ))
+    (tmp_path / "celery" / "pids" / "empty.pid").write_text("")  # a half-written pid file
+    assert celery.running(settings) == ["probe"]
+    assert celery.stop_process(settings, "probe", timeout=10)
+    assert celery.running(settings) == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # the background `sleep` went with its group
+    assert not celery.stop_process(settings, "probe")
+
+
 # ------------------------------------------------------------------------------------ e2e
 
 

@@ -21,6 +21,7 @@ Needs root (network namespaces) and Debian's `redis-server` (`make redis`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -126,7 +127,10 @@ def topology(settings: Settings, workers: int = WORKER_COUNT) -> Topology:
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    try:
+        done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    except FileNotFoundError:  # no iproute2: nothing of ours can exist (`make down` goes on)
+        done = subprocess.CompletedProcess(["ip", *args], 1, "", "ip (iproute2) not found")
     if check and done.returncode != 0:
         raise CeleryStackError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
     return done
@@ -261,6 +265,9 @@ def spawn(settings: Settings, name: str, cmd: list[str], env: dict[str, str]) ->
 
 
 def _group_alive(pgid: int) -> bool:
+    # the leader is our child when this process started it: a zombie would look alive
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -296,9 +303,12 @@ def running(settings: Settings) -> list[str]:
     folder = run_dir(settings) / "pids"
     if not folder.is_dir():
         return []
-    return sorted(
-        p.stem for p in folder.glob("*.pid") if _group_alive(int(p.read_text().strip() or 0))
-    )
+    alive = []
+    for path in folder.glob("*.pid"):
+        text = path.read_text().strip()
+        if text.isdigit() and int(text) > 1 and _group_alive(int(text)):
+            alive.append(path.stem)
+    return sorted(alive)
 
 
 # ------------------------------------------------------------------------------- environment
