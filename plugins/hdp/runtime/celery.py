@@ -485,7 +485,8 @@ def up_celery(settings: Settings | None = None) -> Topology:
         prepare(env, set_up=False)  # metadata migrated over the link, dbt manifest parsed
         register_connections(env, settings, linked_connections(settings, topo))
         deadline = time.time() + READY_TIMEOUT_S
-        spawn(settings, "redis", [redis_server, str(write_redis_config(settings, topo.redis))], env)
+        conf = str(write_redis_config(settings, topo.redis))
+        spawn(settings, "redis", [redis_server, conf], {"PATH": env["PATH"]})  # no Airflow secret
         _wait_for_redis(settings, topo, deadline)
         for name in SERVICES:
             spawn(settings, name, SERVICE_COMMANDS[name], env)
@@ -497,7 +498,8 @@ def up_celery(settings: Settings | None = None) -> Topology:
             if dead or time.time() > deadline:
                 what = ", ".join(dead) or "api-server (not healthy in time)"
                 raise CeleryStackError(
-                    f"distributed run: {what} did not start; see {log_file(settings, 'NAME')}"
+                    f"distributed run: {what} did not start; see its log "
+                    f"{settings.home / 'logs'}/celery-<part>.log"
                 )
             time.sleep(2)
         expected = {f"{w.name}@{w.address}" for w in topo.workers}
@@ -507,7 +509,8 @@ def up_celery(settings: Settings | None = None) -> Topology:
             if dead or time.time() > deadline:
                 what = ", ".join(dead) or "Celery workers (not online in time)"
                 raise CeleryStackError(
-                    f"distributed run: {what} did not start; see {log_file(settings, 'NAME')}"
+                    f"distributed run: {what} did not start; see its log "
+                    f"{settings.home / 'logs'}/celery-<part>.log"
                 )
             time.sleep(2)
     except BaseException:
