@@ -8,7 +8,7 @@ HDP := $(BIN)/python -m hdp
 SIM := $(BIN)/python -m hdp_sim
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast up down stop lint lock clean browser mariadb pgloader summary bench bench-smoke forecast-bench
+.PHONY: install demo test test-fast up up-celery down stop lint lock clean browser mariadb redis pgloader summary bench bench-smoke forecast-bench
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ demo: install mariadb
 
 # Every test against real PostgreSQL, dbt, GX and Airflow (its own clusters: the warehouse on
 # :55433, Airflow's metadata on a socket only).
-test: install browser mariadb
+test: install browser mariadb redis
 	@$(BIN)/pytest -q -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 # The benchmark's smoke run (tests/test_bench.py, 10-25 min): after a change to plugins/hdp_bench.
@@ -59,9 +59,23 @@ mariadb:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >/dev/null; \
 	  else echo "error: the MySQL-source tests need MariaDB: sudo apt-get install mariadb-server" >&2; exit 1; fi; }
 
+# Redis server binaries, the CeleryExecutor's broker (Debian's package; installed when root). Only
+# the binaries: `make up-celery` runs its own server in HDP_HOME/redis (hdp.runtime.celery), never
+# the system service the package's post-install tries to start.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; \
+	  else echo "error: the distributed run needs Redis: sudo apt-get install redis-server" >&2; exit 1; fi; }
+
 # Airflow UI on 127.0.0.1 with the DAGs scheduled daily; `make down` stops everything.
 up: install
 	@$(SIM) up
+
+# The distributed run (docs/deploy.md): CeleryExecutor, Redis and two Celery workers, each in its
+# own network namespace, reaching the servers over a private link; root only. `make down` stops it.
+up-celery: install redis
+	@$(SIM) up-celery
 
 down:
 	@if [ -x $(BIN)/python ]; then $(HDP) down; fi

@@ -325,6 +325,7 @@ MODULE_TIERS: dict[str, str] = {
     "test_airflow": "e2e",
     "test_attack_roles": "e2e",
     "test_bench": "e2e",
+    "test_celery": "e2e",
     "test_fault_metadata": "e2e",
     "test_history": "e2e",
     "test_delivery_guard_dag": "e2e",

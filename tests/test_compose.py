@@ -18,7 +18,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-CELERY_LOCK = ROOT / "docker" / "celery.lock"
 MAIN_LOCK = ROOT / "requirements" / "main.lock"
 ENV_EXAMPLE = ROOT / ".env.example"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
@@ -102,6 +101,10 @@ NOT_FOR_COMPOSE = {
     "HDP_MARIADB_URL",
     "HDP_MARIADB_PORT",
     "HDP_MARIADB_BINDIR",
+    # the distributed run on one machine (hdp.runtime.celery): its Redis port and worker count;
+    # compose has its `redis` service and `--scale airflow-worker=N`
+    "HDP_REDIS_PORT",
+    "HDP_CELERY_WORKERS",
 }
 AIRFLOW_SETTINGS = {
     "AIRFLOW__CORE__EXECUTOR",
@@ -671,21 +674,95 @@ def test_image_bakes_the_dbt_manifest():
         assert path in ignore, f"{path} would enter the build context"
 
 
-def test_celery_lock_completes_main_lock_without_overlap():
+def test_celery_executor_comes_from_the_main_lock():
+    """One hashed lock for every process: the workers `make up-celery` starts and the image's
+    (issue 19: no side lock the distributed run would not have used)."""
     main = lock_pins(MAIN_LOCK)
-    celery = lock_pins(CELERY_LOCK)
+    for package in ("apache-airflow-providers-celery", "celery", "kombu", "redis"):
+        assert package in main, f"requirements/main.lock lacks {package}"
+    pinned = (ROOT / "requirements" / "main.in").read_text()
+    assert re.search(r"^apache-airflow-providers-celery==\S+$", pinned, re.M)
+    assert not list((ROOT / "docker").glob("*.lock")), "a side lock next to the Dockerfile"
+    install = install_line("pip install")
+    assert re.findall(r"-r (\S+)", install) == ["/tmp/req/main.lock"], install
+
+
+# ---------------------------------------------------------------- what the distributed run needed
+
+# Settings the distributed run (hdp.runtime.celery, `make up-celery`) gives Airflow on top of the
+# embedded environment that compose does without, and why: the rest must be in compose too.
+RUN_ONLY_SETTINGS = {
+    # on compose's network a container's hostname resolves: Airflow's default FQDN does
+    "AIRFLOW__CORE__HOSTNAME_CALLABLE",
+    # the run's own addresses: compose names its services instead (airflow-apiserver:8080)
+    "AIRFLOW__API__HOST",
+    "AIRFLOW__API__BASE_URL",
+    # sized for this 2-core machine; compose keeps Airflow's defaults (16 per worker, 32)
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+    "AIRFLOW__CORE__PARALLELISM",
+    # Airflow's defaults, spelled out by the run: queue `default`, log server port 8793
+    "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+    # compose's scheduler serves its health check (its healthcheck reads it)
+    "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
+}
+
+
+def _distributed_env(tmp_path, monkeypatch) -> tuple[dict[str, str], dict[str, str], object]:
+    monkeypatch.setenv("HDP_HOME", str(tmp_path))
+    from hdp.config import load_settings
+    from hdp.runtime import celery
+    from hdp.runtime.env import airflow_env
+
+    settings = load_settings()
+    topo = celery.topology(settings)
+    return airflow_env(settings), celery.celery_env(settings, topo), topo
+
+
+def test_compose_sets_what_the_distributed_run_needed(services, tmp_path, monkeypatch):
+    embedded, distributed, _ = _distributed_env(tmp_path, monkeypatch)
+    needed = {
+        key
+        for key, value in distributed.items()
+        if key.startswith("AIRFLOW__") and embedded.get(key) != value
+    }
+    assert "AIRFLOW__CELERY__BROKER_URL" in needed, "the run's environment was not read"
+    for name in AIRFLOW_COMMANDS:
+        missing = needed - RUN_ONLY_SETTINGS - set(env_of(services[name]))
+        assert not missing, f"{name} lacks {sorted(missing)}, which the distributed run needed"
     assert (
-        "apache-airflow-providers-celery" in main or "apache-airflow-providers-celery" in celery
-    ), "the CeleryExecutor needs apache-airflow-providers-celery in a lock"
-    assert "redis" in main or "redis" in celery
-    overlap = set(main) & set(celery)
-    assert not overlap, f"pinned in both locks (rerun docker/lock-celery.sh): {sorted(overlap)}"
-    if celery:
-        install = next(r for w, r in dockerfile_instructions() if w == "RUN" and "pip install" in r)
-        assert re.search(r"-r \S*celery\.lock", install)
-    blocks = re.split(r"\n(?=[A-Za-z0-9])", CELERY_LOCK.read_text())
-    for block in blocks:
-        if re.match(r"^[A-Za-z0-9]", block):
-            assert "--hash=sha256:" in block, (
-                f"unhashed pin in docker/celery.lock: {block.split()[0]}"
-            )
+        env_of(services["airflow-worker"])["AIRFLOW__CORE__EXECUTOR"]
+        == (distributed["AIRFLOW__CORE__EXECUTOR"])
+    )
+
+
+def test_compose_runs_the_processes_the_distributed_run_ran(services, tmp_path, monkeypatch):
+    """The same Airflow commands (less the run's own flags), one compose service each."""
+    from hdp.runtime import celery
+
+    _, _, topo = _distributed_env(tmp_path, monkeypatch)
+
+    def without_flags(command: list[str]) -> list[str]:
+        """The command's words, less its `--flag value` and `--switch` options."""
+        kept, skip = [], False
+        for word in command:
+            if skip:
+                skip = False
+            elif word.startswith("--"):
+                skip = word not in ("--skip-serve-logs",)
+            else:
+                kept.append(word)
+        return kept
+
+    ran = {
+        f"airflow-{name.replace('api-server', 'apiserver')}": command
+        for name, command in celery.SERVICE_COMMANDS.items()
+    }
+    worker = celery.worker_command(topo.workers[0])
+    assert worker[:3] == ["ip", "netns", "exec"]
+    ran["airflow-worker"] = worker[worker.index("airflow") :]
+    for name, command in ran.items():
+        assert services[name]["command"] == without_flags(command), (name, command)
+    # the broker the run started (Debian's redis-server) is compose's `redis` service
+    assert services["redis"]["image"].startswith("redis:")
+    assert "--requirepass" in " ".join(services["redis"]["command"])

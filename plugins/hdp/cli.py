@@ -268,7 +268,7 @@ def cmd_source_new(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hdp.runtime import airflow
+    from hdp.runtime import airflow, celery
 
     parser = argparse.ArgumentParser(prog="python -m hdp", description=__doc__)
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.set_defaults(func=cmd_source_new)
 
     airflow.register(sub)
+    celery.register(sub)
     return parser
 
 

@@ -36,6 +36,10 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "airflow_db_password": password,
     "airflow_fernet_key": _fernet_key,
     "airflow_jwt_secret": _hex_key,
+    # the distributed run (hdp.runtime.celery): the Redis broker's password, and the key that
+    # signs the api-server's log requests to the workers' log servers
+    "redis_password": _hex_key,
+    "airflow_api_secret_key": _hex_key,
     "pseudonym_key": _hex_key,
     # encrypts the identity store hdp_private.patient_identity; never stored in the database
     "identity_key": password,

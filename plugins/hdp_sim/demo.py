@@ -168,6 +168,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return up(set_up=False)
 
 
+def cmd_up_celery(args: argparse.Namespace) -> int:
+    """The platform's distributed run (hdp.runtime.celery) with the simulated sources ready."""
+    from hdp.runtime.celery import cmd_up_celery as up_celery
+
+    lg = ensure_demo_databases()
+    ensure_source_generated(lg)
+    return up_celery(args)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     """Simulated sources: the HIS, and the pharmacy that follows the HIS's days."""
     lg = ensure_demo_databases()
@@ -217,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "up", help="the simulated sources, then Airflow with the DAGs scheduled daily"
     ).set_defaults(func=cmd_up)
+    sub.add_parser(
+        "up-celery", help="the simulated sources, then the distributed run (CeleryExecutor)"
+    ).set_defaults(func=cmd_up_celery)
     sim = sub.add_parser(
         "sim", help="simulated HIS and pharmacy sources: generate history, advance days"
     )

@@ -84,6 +84,14 @@ def load_metadata(manifest: SourceManifest) -> tuple[str, ...]:
     return METADATA
 
 
+# One gate of a source at a time, on whichever worker: each writes the GX file context in the
+# shared quality folder (its suite, asset and checkpoint), and two gates of one table at once
+# (every LIS file is raw_lis.results) failed with GX's ResourceFreshnessAggregateError ("suite
+# has changed since it has last been saved") in the distributed run (issue 19). Extracts and
+# loads stay parallel.
+GATES_AT_ONCE = 1
+
+
 def run_gate(manifest: SourceManifest, loaded: dict) -> dict:
     """The gate task. A failed gate raises hdp.quality.gate.QualityGateFailed, the one class of
     a gate's verdict (hdp.orchestration.notify recognises it): a verdict on the data, which a
@@ -212,7 +220,11 @@ Review: **Data quality** in the menu (`/hdp-quality/`), and GX Data Docs under
         def extract(table: str) -> dict:
             return run_extract(manifest, table, get_current_context()["run_id"])
 
-        @task(retries=0, map_index_template="{{ task.op_kwargs['loaded']['table'] }}")
+        @task(
+            retries=0,
+            map_index_template="{{ task.op_kwargs['loaded']['table'] }}",
+            max_active_tis_per_dag=GATES_AT_ONCE,
+        )
         def gate(loaded: dict) -> dict:
             return run_gate(manifest, loaded)
 
@@ -613,7 +625,11 @@ def build_file_ingest_dag(source: str):
         def load(path: str) -> dict:
             return run_file_load(manifest, path, get_current_context()["run_id"])
 
-        @task(retries=0, map_index_template="{{ task.op_kwargs['loaded']['file'] }}")
+        @task(
+            retries=0,
+            map_index_template="{{ task.op_kwargs['loaded']['file'] }}",
+            max_active_tis_per_dag=GATES_AT_ONCE,
+        )
         def gate(loaded: dict) -> dict:
             return run_file_gate(manifest, loaded)
 

@@ -189,12 +189,16 @@ def stop_airflow(timeout: float = 40) -> bool:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from hdp.runtime.celery import down_celery
     from hdp.warehouse.clusters import stop_embedded
     from hdp.warehouse.mariadb import mariadb_server, stop_mariadb
 
     settings = load_settings()
     if stop_airflow():
         print("Airflow stopped")
+    stopped = down_celery(settings)  # `make up-celery`'s distributed run
+    if stopped:
+        print(f"distributed run stopped: {', '.join(stopped)}; its network removed")
     if settings.embedded:
         stop_embedded(settings)  # the warehouse's cluster and Airflow's metadata cluster
         print("PostgreSQL stopped (warehouse and Airflow metadata)")
@@ -215,7 +219,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     for name, func, text in (
         ("up", cmd_up, "start Airflow (standalone, 127.0.0.1) with the DAGs scheduled daily"),
-        ("down", cmd_down, "stop Airflow, the embedded PostgreSQL and MariaDB"),
+        ("down", cmd_down, "stop Airflow (embedded or distributed), PostgreSQL and MariaDB"),
         ("summary", cmd_summary, "print rows per table, quality checks and report location"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=func)

@@ -144,16 +144,18 @@ with create_session() as session:
 """
 
 
-def register_connections(env: dict[str, str], settings: Settings | None = None) -> None:
-    """Store the platform's connections in Airflow's metadata database (passwords encrypted
-    with the Fernet key), replacing older versions. The URLs go through stdin: never a
-    command line (ps) nor an environment variable."""
+def register_connections(
+    env: dict[str, str], settings: Settings | None = None, uris: dict[str, str] | None = None
+) -> None:
+    """Store the platform's connections (or `uris`, by id) in Airflow's metadata database
+    (passwords encrypted with the Fernet key), replacing older versions. The URLs go through
+    stdin: never a command line (ps) nor an environment variable."""
     import json
     import subprocess
 
     proc = subprocess.run(
         [sys.executable, "-c", REGISTER],
-        input=json.dumps(connection_uris(settings)),
+        input=json.dumps(uris if uris is not None else connection_uris(settings)),
         env=env,
         capture_output=True,
         text=True,

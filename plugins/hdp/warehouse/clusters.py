@@ -229,14 +229,19 @@ class Cluster:
             handle.seek(offset)
             return handle.read().decode(errors="replace")
 
-    def start(self) -> None:
+    def start(self, listen: tuple[str, ...] = ()) -> None:
         """Start and wait until ready. Ports here lie in Linux's ephemeral range (32768-60999),
         so a client's outgoing connection can hold ours for a moment: a bind failure is retried
-        a few times before it is reported."""
+        a few times before it is reported. `listen`: addresses the server listens on besides its
+        settings' (the distributed run's link address, hdp.runtime.celery); their network must
+        also be allowed by allow_network."""
         self.init()
         if self.is_running():
             return
         options = f"-p {self.port} -k {self.socket_dir}"
+        if listen:
+            own = self.server_settings["listen_addresses"].strip("'")
+            options += " -c listen_addresses=" + ",".join(a for a in (own, *listen) if a)
         for attempt in range(START_ATTEMPTS):
             offset = self._log_size()
             result = self._run(
@@ -267,6 +272,15 @@ class Cluster:
             f"(is the port taken? set HDP_PG_PORT):\n"
             f"{result.stderr.strip()}\n{tail}"
         )
+
+    def allow_network(self, cidr: str) -> None:
+        """Let clients of `cidr` log in over TCP (scram-sha-256, as from 127.0.0.1); the server
+        reads pg_hba.conf again at its next start or reload."""
+        hba = self.data_dir / "pg_hba.conf"
+        line = f"host    all    all    {cidr}    scram-sha-256"
+        if line not in hba.read_text().splitlines():
+            with open(hba, "a") as out:
+                out.write(f"# the distributed run's link (hdp.runtime.celery)\n{line}\n")
 
     def stop(self, mode: str = "fast") -> None:
         """`fast` rolls back open transactions and shuts down cleanly; `immediate` is a crash
