@@ -73,6 +73,16 @@ def mariadb():
         server.stop()
 
 
+def restart_mariadb() -> None:
+    """Start the embedded MariaDB again after a test ran `hdp down` (which stops it), so the
+    session's `mariadb` fixture and the platform fixtures find it running."""
+    from hdp.warehouse.mariadb import mariadb_server
+
+    server = mariadb_server(load_settings())
+    if server is not None:
+        server.start()
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn(cluster: Cluster) -> str:
     return cluster.admin_url()

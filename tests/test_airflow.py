@@ -20,6 +20,7 @@ from hdp.manifest import all_manifests
 from hdp.warehouse.clusters import metadata_cluster
 from hdp.warehouse.database import connect
 from hdp_sim import his
+from tests.conftest import restart_mariadb
 from tests.pipeline import marts_fingerprint
 
 SOURCES = {m.source for m in all_manifests()}  # every source gets its ingest DAG, tagged by name
@@ -357,6 +358,7 @@ def test_up_serves_ui_on_loopback_and_down_leaves_nothing(airflow_env, cluster):
     assert not cluster.is_running()  # `down` stops everything, PostgreSQL included
     assert not metadata_cluster(settings).is_running()  # Airflow's metadata cluster too
     cluster.start()  # for the tests that follow
+    restart_mariadb()  # `down` stopped the session's MariaDB too
     assert pgid is not None
     assert _group_processes(pgid) == []
     assert not pid_file.exists()

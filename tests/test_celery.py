@@ -27,6 +27,7 @@ import pytest
 from hdp.config import REPO_ROOT, load_settings
 from hdp.runtime import celery
 from hdp.warehouse.database import Login, connect
+from tests.conftest import restart_mariadb
 
 INGESTS = ("hdp_ingest_his", "hdp_ingest_pharmacy", "hdp_ingest_lis")
 MARTS = ("fct_encounter", "fct_diagnosis", "fct_prescription_line", "fct_lab_result")
@@ -257,6 +258,7 @@ def distributed(airflow_env, cluster):
         down = _hdp("down", timeout=300)
         left = _leftovers(topo)
         cluster.start()  # for the tests that follow
+        restart_mariadb()  # `down` stopped the session's MariaDB too
         assert down.returncode == 0, down.stderr[-3000:]
         assert left == {"processes": [], "netns": [], "bridge": False}, left
 
