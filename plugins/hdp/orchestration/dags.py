@@ -182,7 +182,7 @@ def build_ingest_dag(source: str):
    extracts nothing. A per-table lock keeps two extracts of one table apart; schema drift
    fails the task without retrying.
 2. **gate** (one per table): the checks catalogue `expectations/{source}.yml`. Row-level
-   checks quarantine bad rows (`audit.row_issue`: key, check, fault; never the value);
+   checks quarantine bad rows (`audit.row_issue`: the key's keyed hash, check, fault; never a value);
    batch-level checks (Great Expectations, volume) block or warn. A blocking failure rejects
    the batch and fails the task with the failing checks named.
 3. **freshness**: alerts when `{source}` has delivered nothing for {manifest.freshness_hours:g} h.
