@@ -25,11 +25,11 @@
 
 
 {% macro keys_published_since(source_name, table_name, since) -%}
-    {%- set key = manifest_key(source_name, table_name) -%}
+    {%- set key = (['_batch_id'] if sqlfluff_offline is defined else manifest_key(source_name, table_name)) -%}
     {%- if key | length != 1 -%}
         {{ exceptions.raise_compiler_error("keys_published_since(" ~ source_name ~ ", " ~ table_name ~ "): a key of one column is needed, the manifest's is " ~ (key | join(', '))) }}
     {%- endif -%}
-    select loaded.{{ adapter.quote(key[0]) }} as changed_key
+    select loaded.{{ quoted_column(key[0]) }} as changed_key
     from {{ source(source_name, table_name) }} as loaded
     where loaded._batch_id in (
         select batch.batch_id
@@ -41,7 +41,7 @@
             and batch.published_at >= {{ since }}
     )
     union
-    select loaded.{{ adapter.quote(key[0]) }} as changed_key
+    select loaded.{{ quoted_column(key[0]) }} as changed_key
     from {{ source(source_name, table_name) }} as loaded
     inner join {{ released_keys(source_name, table_name, since) }} as released
         on

@@ -7,7 +7,8 @@
     only: audit.quarantined_keys() finds the rows behind them, under the key columns each issue
     was recorded with, so a manifest whose key changed since still leaves them out. -#}
 {% macro published_rows(source_name, table_name) -%}
-    {%- set key = manifest_key(source_name, table_name) -%}
+    {#- linted offline (sqlfluff), a stand-in key -#}
+    {%- set key = (['_batch_id'] if sqlfluff_offline is defined else manifest_key(source_name, table_name)) -%}
     select loaded.*
     from {{ source(source_name, table_name) }} as loaded
     where
@@ -44,10 +45,10 @@
         {{ exceptions.raise_compiler_error("HDP_SOURCE_KEYS is not set: run dbt through `python -m hdp dbt <args>` (it reads every table's key from dags/sources, hdp.runtime.standard)") }}
     {%- endif -%}
     {%- set keys = fromjson(raw) -%}
-    {%- set source = source_name | replace('raw_', '', 1) -%}
-    {%- set key = (keys.get(source) or {}).get(table_name) -%}
+    {%- set source_id = source_name | replace('raw_', '', 1) -%}
+    {%- set key = (keys.get(source_id) or {}).get(table_name) -%}
     {%- if not key -%}
-        {{ exceptions.raise_compiler_error(source_name ~ "." ~ table_name ~ ": no key in the manifests (dags/sources/" ~ source ~ ".yml names no such table with a primary_key): declare the table and its key there") }}
+        {{ exceptions.raise_compiler_error(source_name ~ "." ~ table_name ~ ": no key in the manifests (dags/sources/" ~ source_id ~ ".yml names no such table with a primary_key): declare the table and its key there") }}
     {%- endif -%}
     {{ return(key) }}
 {%- endmacro %}
@@ -56,24 +57,24 @@
 {#- The rows held in quarantine of a raw table, keyed as record_key() keys them:
     audit.quarantined_keys() with the manifest's key columns. -#}
 {% macro quarantined_keys(source_name, table_name) -%}
-    {%- set source = source_name | replace('raw_', '', 1) -%}
-    audit.quarantined_keys('{{ source }}', '{{ table_name }}', {{ key_columns_array(manifest_key(source_name, table_name)) }})
+    {%- set source_id = source_name | replace('raw_', '', 1) -%}
+    audit.quarantined_keys('{{ source_id }}', '{{ table_name }}', {{ key_columns_array((['_batch_id'] if sqlfluff_offline is defined else manifest_key(source_name, table_name))) }})
 {%- endmacro %}
 
 
 {#- The rows behind the row issues released since `since` (python -m hdp quality replay), keyed
     as record_key() keys them. -#}
 {% macro released_keys(source_name, table_name, since) -%}
-    {%- set source = source_name | replace('raw_', '', 1) -%}
+    {%- set source_id = source_name | replace('raw_', '', 1) -%}
     audit.issue_keys(
-        '{{ source }}',
+        '{{ source_id }}',
         '{{ table_name }}',
-        {{ key_columns_array(manifest_key(source_name, table_name)) }},
+        {{ key_columns_array((['_batch_id'] if sqlfluff_offline is defined else manifest_key(source_name, table_name))) }},
         array(
             select released.issue_id
             from {{ source('audit', 'row_issue') }} as released
             where
-                released.source = '{{ source }}'
+                released.source = '{{ source_id }}'
                 and released.table_name = '{{ table_name }}'
                 and released.released_at >= {{ since }}
         )
@@ -99,7 +100,13 @@
     {%- set columns = [key] if key is string else key -%}
     {%- set parts = [] -%}
     {%- for column in columns -%}
-        {%- set _ = parts.append(relation ~ '.' ~ adapter.quote(column) ~ '::text') -%}
+        {%- set _ = parts.append(relation ~ '.' ~ quoted_column(column) ~ '::text') -%}
     {%- endfor -%}
     audit.record_key({{ parts | join(', ') }})
+{%- endmacro %}
+
+
+{#- A column name as a quoted PostgreSQL identifier. -#}
+{% macro quoted_column(column) -%}
+    "{{ column | replace('"', '""') }}"
 {%- endmacro %}
