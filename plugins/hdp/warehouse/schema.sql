@@ -550,20 +550,27 @@ values (public.gen_random_bytes(32))
 on conflict (id) do nothing;
 
 -- The keyed hash of a row's key (audit.record_key() text) in one source table: hex HMAC-SHA256
--- of 'source.table:key'. Owner only (called by the functions below, which run as the owner):
--- no service login can hash a value of its choosing and look it up in audit.row_issue. Every
--- name is qualified and no SET clause: PostgreSQL inlines it (the secret is read once).
+-- of 'source.table:key' under `secret`. Owner only (called by the functions below, which run as
+-- the owner): no service login can hash a value of its choosing and look it up in
+-- audit.row_issue. Plain SQL, stable like convert_to(): PostgreSQL inlines it (no function call
+-- per row, ~1 µs a row); the functions below read the secret once per call and pass it.
+create or replace function hdp_private.record_key_hmac_with(
+    secret bytea, source text, table_name text, record_key text
+) returns text
+language sql stable parallel safe
+return encode(
+    public.hmac(convert_to(source || '.' || table_name || ':' || record_key, 'UTF8'), secret, 'sha256'),
+    'hex'
+);
+revoke all on function hdp_private.record_key_hmac_with(bytea, text, text, text) from public;
+
+-- The same under the record-key secret (owner only: set-up's migration, an administrator).
 create or replace function hdp_private.record_key_hmac(
     source text, table_name text, record_key text
 ) returns text
 language sql stable parallel safe
-return encode(
-    public.hmac(
-        convert_to(source || '.' || table_name || ':' || record_key, 'UTF8'),
-        (select s.key_bytes from hdp_private.record_key_secret as s),
-        'sha256'
-    ),
-    'hex'
+return hdp_private.record_key_hmac_with(
+    (select s.key_bytes from hdp_private.record_key_secret as s), source, table_name, record_key
 );
 revoke all on function hdp_private.record_key_hmac(text, text, text) from public;
 
@@ -589,14 +596,15 @@ set row_security = off
 as $$
 declare
     relation text := format('%I.%I', 'raw_' || source, table_name);
+    secret bytea := (select s.key_bytes from hdp_private.record_key_secret as s);
 begin
     perform audit.require_plain_table(relation);
     return query execute format(
-        'select distinct k.record_key, hdp_private.record_key_hmac($1, $2, k.record_key) '
+        'select distinct k.record_key, hdp_private.record_key_hmac_with($5, $1, $2, k.record_key) '
         'from (select audit.record_key(%s) as record_key from %s as r where r._batch_id = $3) '
-        'as k where k.record_key = any($4)',
+        'as k where k.record_key in (select unnest($4))',
         audit.key_columns_sql(key_columns), relation
-    ) using source, table_name, batch_id, record_keys;
+    ) using source, table_name, batch_id, record_keys, secret;
 end
 $$;
 revoke all on function audit.record_key_hashes(text, text, text[], bigint, text[]) from public;
@@ -606,16 +614,21 @@ revoke all on function audit.record_key_hashes(text, text, text[], bigint, text[
 -- whose keyed hash under the issue's own key_columns is the issue's. The gate, replay and dbt's
 -- staging match rows with it; its callers (loader, transformer) read the landing table anyway.
 -- A row's hash is computed once per call (a hash join), only for batches with such issues.
+-- A hash join (enable_nestloop off): each landed row's hash is computed once, never once per
+-- (row, issue) pair, whatever the planner guesses of the issues' count.
 create or replace function audit.issue_keys(
     source text, table_name text, key_columns text[], issue_ids bigint[]
 ) returns table (issue_id bigint, batch_id bigint, record_key text)
 language plpgsql stable security definer
 set search_path = pg_catalog
 set row_security = off
+set enable_nestloop = off
 as $$
 declare
     relation text := format('%I.%I', 'raw_' || source, table_name);
     issue_columns text[];
+    batches bigint[];
+    secret bytea := (select s.key_bytes from hdp_private.record_key_secret as s);
 begin
     if coalesce(cardinality(issue_ids), 0) = 0 then
         return;
@@ -626,16 +639,19 @@ begin
         where i.issue_id = any(issue_ids) and i.source = $1 and i.table_name = $2
             and cardinality(i.key_columns) > 0
     loop
+        batches := array(
+            select distinct i.batch_id from audit.row_issue as i
+            where i.issue_id = any(issue_ids) and i.key_columns = issue_columns
+        );
         return query execute format(
             'select i.issue_id, i.batch_id, h.record_key from audit.row_issue as i '
             'inner join (select r._batch_id, audit.record_key(%s) as record_key, '
-            'hdp_private.record_key_hmac($3, $4, audit.record_key(%s)) as key_hash '
-            'from %s as r where r._batch_id in (select j.batch_id from audit.row_issue as j '
-            'where j.issue_id = any($1))) as h '
+            'hdp_private.record_key_hmac_with($6, $3, $4, audit.record_key(%s)) as key_hash '
+            'from %s as r where r._batch_id = any($5)) as h '
             'on h._batch_id = i.batch_id and h.key_hash = i.record_key '
             'where i.issue_id = any($1) and i.key_columns = $2',
             audit.key_columns_sql(key_columns), audit.key_columns_sql(issue_columns), relation
-        ) using issue_ids, issue_columns, source, table_name;
+        ) using issue_ids, issue_columns, source, table_name, batches, secret;
     end loop;
 end
 $$;
