@@ -502,3 +502,40 @@ def test_no_service_login_reads_the_secret_or_hashes_a_number_of_its_choosing(pl
     assert len(stored) == 64
     with pytest.raises(psycopg2.Error):
         _rows(platform.loader, "select key_bytes from hdp_private.record_key_secret")
+
+
+def test_row_issues_recorded_in_clear_before_are_rehashed_at_set_up(platform, tmp_path):
+    """A warehouse whose quarantine holds keys in clear (columns joined with '|', no
+    key_columns: before keys were hashed) gets them rehashed by set-up, under the manifest's
+    key: the same hash the gate writes now, and the row is still found and held."""
+    from hdp.quality.record_keys import migrate_clear_keys
+
+    root = _project(tmp_path)
+    _landing_schema(platform)
+    _drop(root, "sales_20240302.csv", _csv(SALES, "gbk"))
+    _ingest(platform, root, "run-1")
+    (hashed,) = _rows(platform.warehouse, "select record_key from audit.row_issue")
+    clear = "|".join([BAD[1], BAD[0], BAD[2]])
+    _rows(
+        platform.warehouse,
+        "update audit.row_issue set record_key = %s, key_columns = null",
+        (clear,),
+    )
+    assert _cards_in_audit(platform)  # what a warehouse of before holds
+    owner = connect(platform.warehouse)
+    keys = {(SOURCE, "sales"): load_manifest(SOURCE, _manifest_dir(root)).tables[0].primary_key}
+    assert migrate_clear_keys(owner, keys) == 1
+    assert migrate_clear_keys(owner, keys) == 0  # idempotent: set-up runs any number of times
+    owner.close()
+    assert _rows(platform.warehouse, "select record_key, key_columns from audit.row_issue") == [
+        (hashed[0], ["社保卡号", "销售日期", "药品名称"])
+    ]
+    assert _cards_in_audit(platform) == {}
+    held = _rows(
+        platform.loader,
+        "select record_key from audit.quarantined_keys('sales', 'sales', %s::text[])",
+        (["社保卡号", "销售日期", "药品名称"],),
+    )
+    assert held == [
+        (json.dumps([BAD[1], BAD[0], BAD[2]], ensure_ascii=False, separators=(",", ":")),)
+    ]
