@@ -26,6 +26,13 @@ def ingest(
     return ingest_source(lg, "his", run_id, publish=publish)
 
 
+# The key in clear (its first column's value) of the row behind a row issue (audit.row_issue as
+# i): the audit keeps keyed hashes only, audit.issue_keys() finds the landed row behind one.
+CLEAR_KEY = (
+    "(select k.record_key::json ->> 0 from audit.issue_keys(i.source, i.table_name, "
+    "i.key_columns, array[i.issue_id]) as k limit 1)"
+)
+
 # columns that say when a row was built, not what it holds: two builds of the same data differ
 BUILD_COLUMNS = frozenset({"transformed_at"})
 

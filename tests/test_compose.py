@@ -86,6 +86,7 @@ NOT_FOR_COMPOSE = {
     # dbt (hdp.runtime.standard), never configured
     "HDP_STANDARD_MAPPINGS",
     "HDP_PERSONAL_DATA_SOURCES",
+    "HDP_SOURCE_KEYS",
     "HDP_PG_BINDIR",
     "HDP_PG_PORT",
     "HDP_AIRFLOW_PORT",

@@ -25,6 +25,7 @@ from hdp.manifest import load_manifest
 from hdp.quality.gate import validate_batch
 from hdp.warehouse.database import connect
 from hdp_sim import his, lab
+from tests.pipeline import CLEAR_KEY
 
 MANIFEST = load_manifest("lis")
 HIS_CONFIG = his.SimConfig(seed=3, scale=0.01, history_days=20)
@@ -222,7 +223,7 @@ def test_a_time_that_does_not_parse_is_quarantined_before_publication(
     _gate(platform, wh, loaded.batch_id)
     with wh.cursor() as cur:
         cur.execute(
-            "select record_key, check_id, column_name, action from audit.row_issue "
+            f"select {CLEAR_KEY}, check_id, column_name, action from audit.row_issue as i "
             "where check_id like %s",
             ("lis.results.%_parses",),
         )
@@ -378,7 +379,7 @@ def test_changed_header_and_undecodable_files_are_refused(platform, wh, drops, t
 
 def test_staging_and_mart_end_to_end(platform, wh, drops):
     from hdp.runtime.dbt import run_dbt
-    from tests.pipeline import ingest
+    from tests.pipeline import CLEAR_KEY, ingest
 
     owner = connect(platform.his_owner)
     his.generate(owner, HIS_CONFIG)  # the HIS the drops were written from
@@ -398,8 +399,8 @@ def test_staging_and_mart_end_to_end(platform, wh, drops):
         staged, distinct = cur.fetchone()
         cur.execute(
             "select count(distinct result_id) from raw_lis.results r where not _malformed "
-            "and not exists (select 1 from audit.row_issue i where i.batch_id = r._batch_id "
-            "and i.record_key = r.result_id and i.action = 'quarantine')"
+            f"and not exists (select 1 from audit.row_issue i where i.batch_id = r._batch_id "
+            f"and {CLEAR_KEY} = r.result_id and i.action = 'quarantine')"
         )
         assert staged == distinct == cur.fetchone()[0] <= sum(published.values())
         # Chinese test names of the GBK file arrive intact

@@ -27,7 +27,7 @@ from hdp.runtime.summary import (
 )
 from hdp.warehouse.database import connect
 from hdp_sim import his, lab, pharmacy
-from tests.pipeline import ingest, ingest_files, ingest_source, table_fingerprint
+from tests.pipeline import CLEAR_KEY, ingest, ingest_files, ingest_source, table_fingerprint
 
 DAYS = 4
 FIRST_DAY = date(2024, 1, 1)
@@ -123,7 +123,7 @@ def _quarantined(lg, table: str) -> set[str]:
         k
         for (k,) in _rows(
             lg.warehouse,
-            "select record_key from audit.row_issue where table_name = %s "
+            f"select {CLEAR_KEY} from audit.row_issue as i where table_name = %s "
             "and action = 'quarantine' and released_at is null",
             (table,),
         )

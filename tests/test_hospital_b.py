@@ -19,7 +19,7 @@ from hdp.warehouse.database import connect
 from hdp_sim import his, hospital_b
 from hdp_sim.sources import logins
 from tests.conftest import reset_platform_databases
-from tests.pipeline import ingest_source
+from tests.pipeline import CLEAR_KEY, ingest_source
 
 CONFIG = hospital_b.HospitalBConfig(seed=7, scale=0.02, history_days=20)
 STAGING = {
@@ -201,7 +201,7 @@ def test_every_text_time_format_parses_and_the_rest_is_flagged(hisb):
     wh = connect(lg.warehouse)
     counted = _rows(
         wh,
-        "select record_key, column_name, action from audit.row_issue "
+        f"select {CLEAR_KEY}, column_name, action from audit.row_issue as i "
         "where check_id = 'hisb.mzgh.ghsj_parses'",
     )
     wh.close()

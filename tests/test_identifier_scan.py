@@ -296,3 +296,53 @@ def test_an_analyst_cannot_reach_a_restricted_schema(pipeline):
         cur.execute("select count(*) from marts.dim_patient")
         assert cur.fetchone()[0] > 0
     conn.close()
+
+
+def test_an_identifier_in_a_key_reaches_no_audit_table(identifiers, pipeline, tmp_path):
+    """A file source keyed by the patients' ID card numbers (a pharmacy's sales export without
+    a sale id, tests/test_record_keys.py), with a bad row the gate quarantines: every table and
+    view of the audit schema is scanned, and none holds a card number (audit.row_issue keeps a
+    keyed hash of the key). Before keys were hashed, the quarantine quoted the card in clear."""
+    from tests.test_record_keys import BAD, SALES, _csv, _drop, _ingest, _landing_schema, _project
+
+    lg, _ = pipeline
+    src = connect(lg.his_owner)
+    with src.cursor() as cur:
+        cur.execute(
+            "select id_card_no from his.patients where id_card_no ~ '^[0-9]{17}[0-9X]$' "
+            "order by patient_id limit %s",
+            (len(SALES),),
+        )
+        cards = [c for (c,) in cur.fetchall()]
+    src.close()
+    rows = [(day, card, *rest) for (day, _, *rest), card in zip(SALES, cards, strict=True)]
+    root = _project(tmp_path)
+    _landing_schema(lg)
+    _drop(root, "sales_20240302.csv", _csv(rows, "gbk"))
+    gates, _ = _ingest(lg, root, "scan-run-1")
+    assert [g.rows_quarantined for g in gates] == [1] and BAD[3] == "两盒"
+    wh = connect(lg.warehouse)
+    try:
+        with wh.cursor() as cur:
+            cur.execute("select string_agg(t::text, E'\\n') from raw_sales.sales t")
+            assert set(cards) <= identifiers.found_in(cur.fetchone()[0])  # the scan finds them
+            cur.execute(
+                "select table_name from information_schema.tables where table_schema = 'audit'"
+            )
+            audit = [n for (n,) in cur.fetchall()]
+            assert {"row_issue", "quarantined_row", "quality_result", "file_load"} <= set(audit)
+            leaks = {}
+            for name in audit:
+                cur.execute(
+                    sql.SQL(
+                        "select coalesce(string_agg(t::text, E'\\n'), '') from audit.{} t"
+                    ).format(sql.Identifier(name))
+                )
+                found = identifiers.found_in(cur.fetchone()[0])
+                if found:
+                    leaks[name] = len(found)
+            cur.execute("drop schema raw_sales cascade")  # the other tests' scans skip it
+        wh.commit()
+    finally:
+        wh.close()
+    assert not leaks, f"identifiers in the audit: {leaks}"

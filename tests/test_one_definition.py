@@ -196,8 +196,9 @@ def _dbt_project(tmp_path: Path, model_sql: str) -> Path:
     return project
 
 
-def _run_dbt(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run_dbt(project: Path, *args: str, manifests: Path) -> subprocess.CompletedProcess[str]:
     from hdp.runtime.env import platform_env
+    from hdp.runtime.standard import registry_env
 
     settings = load_settings()
     proc = subprocess.run(
@@ -209,7 +210,7 @@ def _run_dbt(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
             "--profiles-dir",
             str(settings.dbt_profiles_dir),
         ],
-        env=platform_env(settings),
+        env={**platform_env(settings), **registry_env(project, manifests)},
         capture_output=True,
         text=True,
         cwd=project,
@@ -237,17 +238,33 @@ def test_a_quarantined_row_of_a_composite_key_never_reaches_staging(platform, tm
     gates, published = _load_gate_publish(platform, manifest, expectations, drops)
     assert [g.rows_quarantined for g in gates] == [1]
     assert published == {"findings_20240301.csv": len(FINDINGS) - 1}
-    # the gate keeps the key of the row, both columns joined with '|'
+    # the gate keeps the key of the row as a keyed hash of both columns, and the columns
+    issues = _rows(
+        platform.warehouse,
+        "select record_key, key_columns, action, check_id from audit.row_issue order by 4, 1",
+    )
+    assert [(len(k), c, a) for k, c, a, _ in issues] == [
+        (64, ["report_no", "finding_no"], "warn"),
+        (64, ["report_no", "finding_no"], "warn"),
+        (64, ["report_no", "finding_no"], "quarantine"),
+    ]
+    assert not any("R1" in k or "R3" in k for k, *_ in issues)
+    # the rows behind the issues, found again through the one definition both sides call
     assert _rows(
-        platform.warehouse, "select record_key, action from audit.row_issue order by 1"
-    ) == [("R1|2", "quarantine"), ("R3|1", "warn"), ("R3|2", "warn")]
+        platform.loader,
+        "select k.record_key, i.action from audit.issue_keys(%s, 'findings', "
+        "array['report_no', 'finding_no'], array(select issue_id from audit.row_issue)) as k "
+        "join audit.row_issue as i using (issue_id) order by 1",
+        (SOURCE,),
+    ) == [('["R1","2"]', "quarantine"), ('["R3","1"]', "warn"), ('["R3","2"]', "warn")]
+    # published_rows() takes the table's key from its manifest
     project = _dbt_project(
         tmp_path,
         f"select report_no, finding_no, grade from (\n"
-        f"    {{{{ published_rows('raw_{SOURCE}', 'findings', ['report_no', 'finding_no']) }}}}\n"
+        f"    {{{{ published_rows('raw_{SOURCE}', 'findings') }}}}\n"
         ") as published\n",
     )
-    _run_dbt(project, "run")
+    _run_dbt(project, "run", manifests=tmp_path / "sources")
     staged = _rows(
         platform.transformer,
         f"select report_no, finding_no, grade from staging.stg_{SOURCE}__findings order by 1, 2",

@@ -11,6 +11,7 @@ import pytest
 
 from hdp.warehouse.database import connect
 from hdp_sim import pharmacy
+from tests.pipeline import CLEAR_KEY
 
 PHARMACY_MARTS = (
     "dim_medication",
@@ -83,7 +84,8 @@ def test_gate_quarantines_row_defects(built, kind, table, check_id):
     lg, _, manifest = built
     held = _keys(
         lg,
-        "select record_key from audit.row_issue where source = 'pharmacy' and table_name = %s "
+        f"select {CLEAR_KEY} from audit.row_issue as i where source = 'pharmacy' "
+        "and table_name = %s "
         "and check_id = %s and action = 'quarantine'",
         (table, check_id),
     )

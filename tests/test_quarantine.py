@@ -17,7 +17,7 @@ from hdp.ingest.freshness import check_freshness
 from hdp.quality.gate import GateResult, replay_quarantine
 from hdp.warehouse.database import connect
 from hdp_sim import his
-from tests.pipeline import ingest
+from tests.pipeline import CLEAR_KEY, ingest
 
 REPO = Path(__file__).resolve().parents[1]
 # simulator defect kind → the catalogue checks that must find exactly its rows
@@ -66,7 +66,8 @@ def test_quarantine_counts_equal_the_simulators_manifest(generated):
         found = set(
             _rows(
                 generated.warehouse,
-                "select table_name, record_key from audit.row_issue where check_id = any(%s)",
+                f"select table_name, {CLEAR_KEY} from audit.row_issue as i "
+                "where check_id = any(%s)",
                 (list(check_ids),),
             )
         )

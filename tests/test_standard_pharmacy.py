@@ -29,6 +29,7 @@ from hdp.config import REPO_ROOT
 from hdp.runtime.dbt import run_dbt
 from hdp.security.roles import TRANSFORMER
 from hdp.warehouse.database import connect
+from tests.pipeline import CLEAR_KEY
 
 REUSED_CODE = "X0001"
 # (code, name, quantity, amount, day): a code reused for four products; three codes of one name
@@ -365,7 +366,7 @@ def test_hospital_a_reconciles_source_standard_and_fact(retail, table, source_id
         k
         for (k,) in _rows(
             lg,
-            "select record_key from audit.row_issue where table_name = %s "
+            f"select {CLEAR_KEY} from audit.row_issue as i where table_name = %s "
             "and action = 'quarantine' and released_at is null",
             (table,),
         )

@@ -7,7 +7,7 @@ import pytest
 from hdp.quality.gate import QualityGateFailed
 from hdp.runtime.dbt import run_dbt
 from hdp.warehouse.database import connect
-from tests.pipeline import ingest, marts_fingerprint
+from tests.pipeline import CLEAR_KEY, ingest, marts_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,8 @@ def test_every_source_encounter_reaches_the_fact_once(built):
     wh = connect(lg.warehouse)
     with wh.cursor() as cur:
         cur.execute(
-            "select table_name, record_key from audit.row_issue where action = 'quarantine' "
+            f"select table_name, {CLEAR_KEY} from audit.row_issue as i "
+            "where action = 'quarantine' "
             "and table_name in ('outpatient_visits', 'inpatient_admissions')"
         )
         quarantined = set(cur.fetchall())

@@ -244,3 +244,35 @@ def test_the_cleaning_counts_order_his_versions_by_his_watermark():
     assert len(tables) >= 4
     his = load_manifest("his")
     assert {his.table(t).watermark for t in tables} == {declared}
+
+
+def test_staging_versions_rows_by_the_manifest_key():
+    """published_rows() reads the table's key from the manifest (macro manifest_key); the key a
+    staging model versions rows by (latest_version) is that key too: a manifest whose key
+    changes without its staging fails here, never silently versions by the old one."""
+    import ast
+
+    from hdp.config import REPO_ROOT
+    from hdp.manifest import all_manifests
+
+    manifests = {m.source: m for m in all_manifests()}
+    checked = 0
+    for path in sorted((REPO_ROOT / "dbt_project" / "models" / "staging").rglob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        published, latest = _PUBLISHED.search(text), _LATEST.search(text)
+        if not (published and latest) or published.group(1) not in manifests:
+            continue
+        source, table = published.groups()
+        key = ast.literal_eval(latest.group(2))
+        key = (key,) if isinstance(key, str) else tuple(key)
+        assert key == manifests[source].table(table).primary_key, path.name
+        checked += 1
+    assert checked >= 20
+    # and no staging or mapping model passes published_rows() a key of its own
+    typed = [
+        path.name
+        for folder in ("staging", "mapping")
+        for path in (REPO_ROOT / "dbt_project" / "models" / folder).rglob("*.sql")
+        if re.search(r"published_rows\(\s*'[^']+',\s*'[^']+',", path.read_text(encoding="utf-8"))
+    ]
+    assert typed == []

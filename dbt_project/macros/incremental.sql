@@ -5,10 +5,10 @@
                          HDP_REPROCESS_WINDOW_HOURS, else 24). A batch whose publish transaction began
                          before the build but committed after it is caught by the window; a
                          model never built incrementally starts from -infinity.
-      keys_published_since(source, table, key, since)
-                         keys of a raw table with a version published since `since`, or with a
-                         quarantined row released (python -m hdp quality replay) since then;
-                         the quarantine's key is matched by record_key() (macros/published_rows.sql).
+      keys_published_since(source, table, since)
+                         keys of a raw table (its manifest's key: manifest_key()) with a version
+                         published since `since`, or with a quarantined row released (python -m
+                         hdp quality replay) since then (released_keys(), macros/published_rows.sql).
     The facts fed by intermediate tables rebuilt in full (fct_prescription_line, fct_dispensing,
     fct_lab_result) compare instead: with_row_hash() gives each row an md5 of its values and
     only_changed_rows() keeps the rows that are new or whose hash differs from the stored row's.
@@ -24,8 +24,12 @@
 {%- endmacro %}
 
 
-{% macro keys_published_since(source_name, table_name, key, since) -%}
-    select loaded.{{ key }} as changed_key
+{% macro keys_published_since(source_name, table_name, since) -%}
+    {%- set key = (['_batch_id'] if sqlfluff_offline is defined else manifest_key(source_name, table_name)) -%}
+    {%- if key | length != 1 -%}
+        {{ exceptions.raise_compiler_error("keys_published_since(" ~ source_name ~ ", " ~ table_name ~ "): a key of one column is needed, the manifest's is " ~ (key | join(', '))) }}
+    {%- endif -%}
+    select loaded.{{ quoted_column(key[0]) }} as changed_key
     from {{ source(source_name, table_name) }} as loaded
     where loaded._batch_id in (
         select batch.batch_id
@@ -37,14 +41,12 @@
             and batch.published_at >= {{ since }}
     )
     union
-    select loaded.{{ key }} as changed_key
+    select loaded.{{ quoted_column(key[0]) }} as changed_key
     from {{ source(source_name, table_name) }} as loaded
-    inner join {{ source('audit', 'row_issue') }} as issue
+    inner join {{ released_keys(source_name, table_name, since) }} as released
         on
-            loaded._batch_id = issue.batch_id
-            and issue.table_name = '{{ table_name }}'
-            and issue.record_key = {{ record_key('loaded', key) }}
-    where issue.released_at >= {{ since }}
+            loaded._batch_id = released.batch_id
+            and released.record_key = {{ record_key('loaded', key) }}
 {%- endmacro %}
 
 

@@ -6,6 +6,14 @@ timestamps, per source or per table) or a folder of file drops (`kind: files`: `
 `pattern`, and each table's expected `columns`, the file header; hdp.ingest.files). A file
 source's `format` is `csv` or `workbook` (Excel and OpenDocument sheets: hdp.ingest.excel),
 by default from its pattern's suffix; a workbook table may name its `sheet` (or its position).
+
+Each table may declare the identifier class of its columns (`identifiers:`, a mapping of column
+to `direct`, `quasi` or `none`; a column not named is `none`): `direct` identifies a person on
+its own (ID card, social-security card, phone, name, medical record number), `quasi` does in
+combination (birth date, sex, address region). A file source without an id column declares
+`primary_key: content_hash`: its rows are keyed by all their values (decoded text), so the same
+rows re-sent in another encoding or under another name are one row (hdp.ingest.files). Whatever
+the key, audit.row_issue stores it only as a keyed hash (docs/security.md).
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ MANIFEST_DIR = REPO_ROOT / "dags" / "sources"
 # what `python -m hdp source new` writes where the catalogue could not decide (a table without
 # a key, a change time that is not a timestamp): refused here, so a guess never runs
 TODO = "TODO"
+# identifier classes a manifest may declare per column (`identifiers:`)
+IDENTIFIER_CLASSES = ("direct", "quasi", "none")
+# a file source's key when its export has no id: every column's value (hdp.ingest.files)
+CONTENT_HASH = "content_hash"
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,18 @@ class TableSpec:
     # MySQL sources: what a legacy latin1 column's bytes hold, column -> "latin1" or "gbk"
     # (undeclared: detected, hdp.ingest.mysql.decide_charsets)
     charsets: tuple[tuple[str, str], ...] = ()
+    # (column, class) of every column declared `direct` or `quasi` (`identifiers:`)
+    identifiers: tuple[tuple[str, str], ...] = ()
+    # files: `primary_key: content_hash`, the key is every column (primary_key holds them all)
+    content_hash: bool = False
+
+    def identifier_class(self, column: str) -> str:
+        """`direct`, `quasi` or `none` (a column the manifest does not declare)."""
+        return dict(self.identifiers).get(column, "none")
+
+    @property
+    def direct_identifiers(self) -> tuple[str, ...]:
+        return tuple(c for c, kind in self.identifiers if kind == "direct")
 
 
 @dataclass(frozen=True)
@@ -78,21 +102,17 @@ def load_manifest(source: str, folder: Path = MANIFEST_DIR) -> SourceManifest:
     kind = data.get("kind", "database")
     if kind not in ("database", "files"):
         raise ValueError(f"{path.name}: kind must be 'database' or 'files', not {kind!r}")
-    tables = tuple(
-        TableSpec(
-            name=t["name"],
-            primary_key=tuple(t["primary_key"]),
-            watermark=t.get("watermark", "updated_at" if kind == "database" else ""),
-            columns=tuple(t.get("columns") or ()),
-            time_zone=t.get("time_zone", data.get("time_zone")),
-            sheet=t.get("sheet"),
-            charsets=_charsets(path, t),
-        )
-        for t in data["tables"]
-    )
+    tables = tuple(_table_spec(path, t, kind, data.get("time_zone")) for t in data["tables"])
     for spec in tables:
         _refuse_todo(path, spec, kind)
         _refuse_unknown_zone(path, spec)
+    if any(spec.direct_identifiers for spec in tables) and not data.get(
+        "contains_personal_data", True
+    ):
+        raise ValueError(
+            f"{path.name}: contains_personal_data is false, but direct identifiers are declared "
+            "(identifiers:): set contains_personal_data: true"
+        )
     return SourceManifest(
         source=data["source"],
         description=data.get("description", ""),
@@ -140,6 +160,54 @@ def _file_format(path: Path, data: dict) -> str:
     if declared not in ("csv", "workbook"):
         raise ValueError(f"{path.name}: format must be 'csv' or 'workbook', not {declared!r}")
     return declared
+
+
+def _table_spec(path: Path, t: dict, kind: str, source_zone: str | None) -> TableSpec:
+    """One table of a manifest, its key (a list of columns, or content_hash) and identifiers."""
+    columns = tuple(t.get("columns") or ())
+    key = t.get("primary_key") or ()
+    content_hash = key == CONTENT_HASH
+    if content_hash:
+        if kind != "files" or not columns:
+            raise ValueError(
+                f"{path.name}: table {t['name']}: primary_key: {CONTENT_HASH} is for file "
+                "sources with their columns listed (the key is every column's value)"
+            )
+        key = columns
+    elif isinstance(key, str):
+        key = [key]
+    return TableSpec(
+        name=t["name"],
+        primary_key=tuple(key),
+        watermark=t.get("watermark", "updated_at" if kind == "database" else ""),
+        columns=columns,
+        time_zone=t.get("time_zone", source_zone),
+        identifiers=_identifiers(path, t, columns),
+        content_hash=content_hash,
+        sheet=t.get("sheet"),
+        charsets=_charsets(path, t),
+    )
+
+
+def _identifiers(path: Path, t: dict, columns: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The table's `identifiers:` mapping, validated: a known class, a column the file has."""
+    declared = t.get("identifiers") or {}
+    where = f"{path.name}: table {t['name']}: identifiers"
+    if not isinstance(declared, dict):
+        raise ValueError(f"{where}: write a mapping of column to class, e.g. id_card_no: direct")
+    out = []
+    for column, kind in declared.items():
+        if kind not in IDENTIFIER_CLASSES:
+            raise ValueError(
+                f"{where}: column {column!r} has class {kind!r}: one of "
+                f"{', '.join(IDENTIFIER_CLASSES)} (direct identifies a person on its own, quasi "
+                "in combination)"
+            )
+        if columns and column not in columns:
+            raise ValueError(f"{where}: column {column!r} is not one of the table's columns")
+        if kind != "none":
+            out.append((str(column), str(kind)))
+    return tuple(out)
 
 
 def time_zone_info(name: str, where: str) -> ZoneInfo:

@@ -11,6 +11,10 @@ Rows land in raw_<source>.<table> as text, as delivered, with _batch_id, _extrac
 _file_name, _line_no. A line with the wrong number of fields is not lost: it is stored with
 _malformed = true, its first field as the key and the line itself in _raw_line (other columns
 null), and the gate's row-level check quarantines it (audit.row_issue) with its check id.
+A source without an id column (`primary_key: content_hash`) is keyed by its rows' values: a
+row whose decoded content another validated delivery already holds (the same sheet re-saved
+in GBK instead of UTF-8, or sent under another name) is skipped (rows_skipped), and so is a
+line repeated within the file (hdp.quality.dedup.drop_repeated_content).
 The batch row, the COPY and the file record commit in one transaction: a crash mid-file leaves
 no row, and the rerun loads the file once.
 
@@ -42,6 +46,7 @@ from hdp.errors import safe_error
 from hdp.ingest.excel import CELL_TYPES_COLUMN, WorkbookRefused, is_workbook, read_sheet
 from hdp.ingest.extract import source_columns
 from hdp.manifest import SourceManifest, TableSpec
+from hdp.quality.dedup import drop_repeated_content
 from hdp.quality.gate import PublishBlocked, publish_run
 
 log = logging.getLogger(__name__)
@@ -539,14 +544,23 @@ def _write_batch(
     written = _copy_rows(cur, manifest, spec, rows, meta)
     if written != len(rows):
         raise RuntimeError(f"{path_name}: parsed {len(rows)} lines but wrote {written}")
+    # `primary_key: content_hash`: rows another validated delivery (or an earlier line) holds
+    repeated = drop_repeated_content(cur, manifest, spec, batch_id, ("passed", "published"))
+    if repeated:
+        log.info(
+            "%s file %s: %d rows already delivered (same content), skipped",
+            manifest.source,
+            path_name,
+            repeated,
+        )
     cur.execute(
         """
         update audit.load_batch
-        set status = 'loaded', rows_read = %s, rows_written = %s, finished_at = now(),
-            duration_s = %s
+        set status = 'loaded', rows_read = %s, rows_written = %s, rows_skipped = %s,
+            finished_at = now(), duration_s = %s
         where batch_id = %s
         """,
-        (len(rows), written, time.monotonic() - started, batch_id),
+        (len(rows), written - repeated, repeated, time.monotonic() - started, batch_id),
     )
     cur.execute(
         """

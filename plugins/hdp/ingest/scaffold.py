@@ -120,6 +120,9 @@ def _manifest_table(plan: TablePlan) -> list[str]:
         out.append(f"    watermark: {_scalar(plan.watermark.column)}")
     else:
         out.append(f"    watermark: {TODO}   # {plan.watermark.note}")
+    if plan.personal:  # names, card numbers, phones, addresses: each identifies a person
+        out.append("    identifiers:   # direct | quasi (birth date, sex...: add them) | none")
+        out += [f"      {_scalar(c)}: direct   # {k}" for c, k in plan.personal.items()]
     return out
 
 
@@ -230,7 +233,7 @@ def render_staging(s: Scaffold, plan: TablePlan) -> str:
         "with",
         "",
         "source as (",
-        f"    {{{{ published_rows('raw_{s.source}', '{plan.table.name}', {_key_arg(key)}) }}}}",
+        f"    {{{{ published_rows('raw_{s.source}', '{plan.table.name}') }}}}",
         "),",
         "",
         "latest as (",

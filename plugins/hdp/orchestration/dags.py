@@ -201,9 +201,9 @@ def build_ingest_dag(source: str):
    extracts nothing. A per-table lock keeps two extracts of one table apart; schema drift
    fails the task without retrying.
 2. **gate** (one per table): the checks catalogue `expectations/{source}.yml`. Row-level
-   checks quarantine bad rows (`audit.row_issue`: key, check, fault; never the value);
-   batch-level checks (Great Expectations, volume) block or warn. A blocking failure rejects
-   the batch and fails the task with the failing checks named.
+   checks quarantine bad rows (`audit.row_issue`: the key's keyed hash, check, fault; never
+   a value); batch-level checks (Great Expectations, volume) block or warn. A blocking
+   failure rejects the batch and fails the task with the failing checks named.
 3. **freshness**: alerts when `{source}` has delivered nothing for {manifest.freshness_hours:g} h.
 4. **publish** (write-audit-publish): promotes every batch of the run in one transaction, or
    none when a gate failed (siblings are *withheld*), then emits the asset

@@ -21,6 +21,7 @@ from psycopg2 import sql
 
 from hdp.manifest import SourceManifest, load_manifest
 from hdp.quality.checks import Check, for_table, load_catalogue
+from hdp.quality.record_keys import clear_key_sql, in_quarantine_sql, insert_issues_sql
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 for _name in ("great_expectations", "great_expectations._docs_decorators"):
@@ -104,26 +105,17 @@ class GateResult:
 
 
 def _key_sql(primary_key: list[str] | tuple[str, ...], alias: str | None = None) -> sql.Composable:
-    """The text key a row is quarantined under: its primary key (an internal id, not a value
-    that identifies a person) through audit.record_key(), the one definition dbt's
-    published_rows() matches with too (columns joined with '|'); `alias`: columns as
-    alias.column. Every name is a quoted identifier (a manifest's name may hold a quote or a
-    space)."""
-
-    def column(name: str) -> sql.Composable:
-        return sql.Identifier(alias, name) if alias else sql.Identifier(name)
-
-    parts = [sql.SQL("{}::text").format(column(k)) for k in primary_key]
-    return sql.SQL("audit.record_key({})").format(sql.SQL(", ").join(parts))
+    """A row's key in clear (audit.record_key() of its primary key columns), to match rows with
+    the keys behind row issues; never stored (hdp.quality.record_keys)."""
+    return clear_key_sql(primary_key, alias)
 
 
-def _in_quarantine(primary_key: list[str] | tuple[str, ...], alias: str) -> sql.Composable:
-    """True for a row (as `alias`) held in quarantine: its batch and key are in
-    audit.quarantined_row, the one definition dbt's staging leaves out too."""
-    return sql.SQL(
-        "exists (select 1 from audit.quarantined_row as q "
-        "where q.batch_id = {alias}._batch_id and q.record_key = {key})"
-    ).format(alias=sql.Identifier(alias), key=_key_sql(primary_key, alias=alias))
+def _in_quarantine(
+    source: str, table: str, primary_key: list[str] | tuple[str, ...], alias: str
+) -> sql.Composable:
+    """True for a row (as `alias`) held in quarantine: audit.quarantined_keys(), the one
+    definition dbt's staging leaves out too (hdp.quality.record_keys)."""
+    return in_quarantine_sql(source, table, primary_key, alias)
 
 
 def build_expectations(
@@ -256,8 +248,9 @@ def _batch_facts(wh, batch_id: int, source: str, table: str) -> tuple[int, list[
 def run_row_checks(
     wh, *, batch_id: int, source: str, table: str, primary_key: list[str], checks: list[Check]
 ) -> list[CheckResult]:
-    """Record rows failing each row-level check in audit.row_issue (key, check, fault: never the
-    value); a rerun replaces the batch's issues. Commits with the caller's record()."""
+    """Record rows failing each row-level check in audit.row_issue (the key's keyed hash, check,
+    fault: never a value, nor the key in clear); a rerun replaces the batch's issues. Commits
+    with the caller's record()."""
     raw = sql.Identifier(f"raw_{source}"), sql.Identifier(table)
     results = []
     with wh.cursor() as cur:
@@ -268,21 +261,11 @@ def run_row_checks(
         rows = cur.fetchone()[0]
         for check in checks:
             action = "quarantine" if check.severity == "quarantine" else "warn"
-            insert = sql.SQL(
-                "insert into audit.row_issue (batch_id, source, table_name, record_key, "
-                "check_id, column_name, category, action) "
-                "select %s, %s, %s, {key}, %s, %s, %s, %s from {schema}.{table} "
-                "where _batch_id = %s and ({condition})"
-            ).format(
-                key=_key_sql(primary_key),
-                schema=raw[0],
-                table=raw[1],
-                condition=sql.SQL(check.fails_when or "false"),
-            )
+            insert = insert_issues_sql(raw, primary_key, check.fails_when or "false")
             params = (batch_id, source, table, check.id, check.column, check.category, action)
             cur.execute("savepoint row_check")
             try:
-                cur.execute(insert, (*params, batch_id))
+                cur.execute(insert, (batch_id, *params, source, table, batch_id))
             except Exception as exc:
                 cur.execute("rollback to savepoint row_check")
                 raise QualityGateFailed(
@@ -378,7 +361,7 @@ def gate_query(wh, *, batch_id: int, source: str, table: str, primary_key: list[
         schema=sql.Identifier(f"raw_{source}"),
         table=sql.Identifier(table),
         batch=sql.Literal(int(batch_id)),
-        quarantined=_in_quarantine(primary_key, "r"),
+        quarantined=_in_quarantine(source, table, primary_key, "r"),
     )
     return query.as_string(wh)
 
@@ -626,7 +609,7 @@ def _quarantined(wh, batch_id: int, source: str, table: str, primary_key: list[s
             sql.SQL("select count(*) from {}.{} as r where r._batch_id = %s and {}").format(
                 sql.Identifier(f"raw_{source}"),
                 sql.Identifier(table),
-                _in_quarantine(primary_key, "r"),
+                _in_quarantine(source, table, primary_key, "r"),
             ),
             (batch_id,),
         )
@@ -739,7 +722,9 @@ def publish_run(
             )
             return {}
         for table, (st, batch_id) in found.items():
-            if st in ("passed", "withheld") and manifest.kind == "database":
+            if st in ("passed", "withheld") and (
+                manifest.kind == "database" or manifest.table(table).content_hash
+            ):
                 _drop_duplicates_before_publish(cur, manifest, table, batch_id)
         cur.execute(
             """
@@ -780,22 +765,21 @@ def _blocked_message(source: str, run_id: str, tables: list[str], blocked: dict)
 def _drop_duplicates_before_publish(cur, manifest, table: str, batch_id: int) -> None:
     """Drop the batch's rows that a published batch already holds (an overlapping run got
     there first), with their quarantine records, and keep the batch's counts true."""
-    from hdp.quality.dedup import drop_published_duplicates
+    from hdp.quality.dedup import drop_published_duplicates, drop_repeated_content
 
     spec = manifest.table(table)
-    dropped = drop_published_duplicates(cur, manifest, spec, batch_id)
+    if spec.content_hash:  # a file source keyed by its rows' content
+        dropped = drop_repeated_content(cur, manifest, spec, batch_id, ("published",))
+    else:
+        dropped = drop_published_duplicates(cur, manifest, spec, batch_id)
     if not dropped:
         return
+    # the issues whose row is gone (audit.issue_keys finds the rows behind the others)
     cur.execute(
-        sql.SQL(
-            "delete from audit.row_issue as i where i.batch_id = %s and not exists ("
-            "select 1 from {}.{} as r where r._batch_id = i.batch_id and {} = i.record_key)"
-        ).format(
-            sql.Identifier(manifest.raw_schema),
-            sql.Identifier(table),
-            _key_sql(spec.primary_key, alias="r"),
-        ),
-        (batch_id,),
+        "delete from audit.row_issue as i where i.batch_id = %s and i.issue_id not in ("
+        "select k.issue_id from audit.issue_keys(%s, %s, %s::text[], array("
+        "select j.issue_id from audit.row_issue as j where j.batch_id = %s)) as k)",
+        (batch_id, manifest.source, table, list(spec.primary_key), batch_id),
     )
     cur.execute(
         """
@@ -844,22 +828,24 @@ def replay_quarantine(
                 if check is not None and check.severity == "quarantine"
                 else sql.SQL("false")
             )
-            key = _key_sql(manifest.table(table_name).primary_key)
+            primary_key = list(manifest.table(table_name).primary_key)
+            # a row still failing: a landed row behind the issue (audit.issue_keys) fails again
             cur.execute(
                 sql.SQL(
                     "update audit.row_issue as i set released_at = now(), "
                     "released_by = session_user "
                     "where i.issue_id in (select q.issue_id from audit.quarantined_row as q "
                     "where q.source = %s and q.table_name = %s and q.check_id = %s) "
-                    "and not exists (select 1 from {}.{} where _batch_id = i.batch_id "
-                    "and {} = i.record_key and {})"
+                    "and i.issue_id not in (select held.issue_id from {}.{} "
+                    "inner join audit.quarantined_keys(%s, %s, %s::text[]) as held "
+                    "on held.batch_id = _batch_id and held.record_key = {} where {})"
                 ).format(
                     sql.Identifier(manifest.raw_schema),
                     sql.Identifier(table_name),
-                    key,
+                    _key_sql(primary_key),
                     still_fails,
                 ),
-                (source, table_name, check_id),
+                (source, table_name, check_id, source, table_name, primary_key),
             )
             released = cur.rowcount
             cur.execute(

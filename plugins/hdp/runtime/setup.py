@@ -154,8 +154,19 @@ def _init_warehouse(lg: Logins, settings: Settings) -> None:
                 settings.secrets_dir, "pseudonym_key"
             )
             store_pseudonym_key(conn, key, rotate=False)  # by COPY: never in SQL text or logs
+        _rehash_clear_record_keys(conn)
     finally:
         conn.close()
+
+
+def _rehash_clear_record_keys(conn) -> None:
+    """Row issues recorded before keys were hashed hold them in clear: rehash them under each
+    table's manifest key (hdp.quality.record_keys), so no clear key stays in the audit."""
+    from hdp.manifest import all_manifests
+    from hdp.quality.record_keys import migrate_clear_keys
+
+    keys = {(m.source, t.name): t.primary_key for m in all_manifests() for t in m.tables}
+    migrate_clear_keys(conn, keys)
 
 
 def _init_security(lg: Logins) -> None:

@@ -15,6 +15,10 @@ The same variable's sibling `HDP_PERSONAL_DATA_SOURCES` lists the sources whose 
 passes a direct identifier through (`macros/standard_identifier.sql`) pseudonymises it for those
 and drops it for the others.
 
+And `HDP_SOURCE_KEYS` gives every table's key from its manifest (source -> table -> key
+columns): `published_rows('raw_his', 'patients')` (macros/published_rows.sql) looks the key up
+there, so no staging or mapping model types a key by hand, and a table without one fails loudly.
+
 A mapping that is not finished yet is parked as `map_<source>__<entity>.sql.todo` (dbt ignores
 the file, and so does the registry).
 """
@@ -29,6 +33,7 @@ from hdp.manifest import MANIFEST_DIR, all_manifests
 
 ENV_VAR = "HDP_STANDARD_MAPPINGS"
 PERSONAL_DATA_ENV_VAR = "HDP_PERSONAL_DATA_SOURCES"
+SOURCE_KEYS_ENV_VAR = "HDP_SOURCE_KEYS"
 _NAME = re.compile(r"^map_(?P<source>[a-z][a-z0-9_]*?)__(?P<entity>[a-z][a-z0-9_]*)$")
 
 
@@ -55,10 +60,22 @@ def personal_data_sources(manifest_dir: Path = MANIFEST_DIR) -> list[str]:
     return sorted(m.source for m in all_manifests(manifest_dir) if m.contains_personal_data)
 
 
+def source_keys(manifest_dir: Path = MANIFEST_DIR) -> dict[str, dict[str, list[str]]]:
+    """Source -> table -> its key columns, from the manifests (a content-hash key: every
+    column)."""
+    return {
+        m.source: {t.name: list(t.primary_key) for t in m.tables}
+        for m in all_manifests(manifest_dir)
+    }
+
+
 def registry_env(project_dir: Path, manifest_dir: Path = MANIFEST_DIR) -> dict[str, str]:
-    """The environment variables that tell dbt's standard-layer macros the registry and which
-    sources hold personal data."""
+    """The environment variables that tell dbt's standard-layer macros the registry, which
+    sources hold personal data and every table's key."""
     return {
         ENV_VAR: json.dumps(standard_registry(project_dir), separators=(",", ":")),
         PERSONAL_DATA_ENV_VAR: json.dumps(personal_data_sources(manifest_dir)),
+        SOURCE_KEYS_ENV_VAR: json.dumps(
+            source_keys(manifest_dir), separators=(",", ":"), ensure_ascii=False
+        ),
     }

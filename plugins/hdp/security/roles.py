@@ -201,6 +201,21 @@ def _grant_audit(cur) -> None:
         )
     )
     run(q("grant execute on function audit.analyze_load_batch() to {}").format(_ident(LOADER)))
+    # keys without identifiers (hdp.quality.record_keys): the gate hashes the keys of its batch's
+    # rows; the gate, replay and dbt's staging find the rows behind row issues. Nobody but the
+    # owner reads the secret or hashes a value of their choosing (hdp_private.record_key_hmac).
+    run(
+        q(
+            "grant execute on function audit.record_key_hashes(text, text, text[], bigint, "
+            "text[]) to {}"
+        ).format(_ident(LOADER))
+    )
+    run(
+        q(
+            "grant execute on function audit.issue_keys(text, text, text[], bigint[]), "
+            "audit.quarantined_keys(text, text, text[]) to {}"
+        ).format(_ident(LOADER, TRANSFORMER))
+    )
     run(q("grant select on audit.analyst_department to {}").format(_ident(DEPT_ANALYST)))
     run(q("grant select on audit.analyst_institution to {}").format(_ident(INSTITUTION_ANALYST)))
     run(

@@ -505,13 +505,14 @@ begin
 end
 $$;
 
--- The key a row is quarantined under (audit.row_issue.record_key): its primary key columns as
--- text, joined with '|' (a one-column key is the column's text). The one definition: the gate
--- (hdp.quality.gate) records keys with it and dbt's published_rows() matches rows with it, so a
--- composite key means the same on both sides. Inlined by PostgreSQL (plain SQL, stable).
+-- A row's key in clear, as text: its primary key columns (in the manifest's order) as a JSON
+-- array of text ('["R1","2"]': no separator a value could hold). Never stored: the quarantine
+-- keeps only its keyed hash (audit.row_issue.record_key, below). The one definition: the gate
+-- (hdp.quality.gate) and dbt's published_rows() both match rows with it, so a composite key
+-- means the same on both sides. Inlined by PostgreSQL (plain SQL, stable).
 create or replace function audit.record_key(variadic parts text[]) returns text
 language sql stable parallel safe
-return array_to_string(parts, '|');
+return array_to_json(parts)::text;
 
 -- The rows held in quarantine: a row-level check with severity quarantine failed them, and no
 -- replay released them since. The one definition of the predicate: the gate leaves these rows
@@ -527,6 +528,156 @@ select
     issue.check_id
 from audit.row_issue as issue
 where issue.action = 'quarantine' and issue.released_at is null;
+
+-- ---------------------------------------------------------------------------------------------
+-- Keys without identifiers (issue 15; hdp.quality.record_keys, docs/security.md). A key can hold
+-- an identifier (a social-security card number in an export without a sale id) or free text (a
+-- drug name): audit.row_issue.record_key holds every key only as an HMAC-SHA256 under a secret
+-- of its own, never in clear, and row_issue.key_columns names the columns it was taken from, so
+-- a manifest whose key changed later still finds its quarantined rows.
+-- ---------------------------------------------------------------------------------------------
+
+-- The columns each issue's key was built from (the table's manifest key when it was recorded).
+alter table audit.row_issue add column if not exists key_columns text[];
+
+-- The record-key secret: generated here, in the database, once; never rotated (the pseudonym
+-- key rotates, and a rotation would lose every quarantined row), never in a file, SQL text or
+-- log. Only the owner reads it (hdp_private), through the functions below.
+create table if not exists hdp_private.record_key_secret (
+    id boolean primary key default true check (id),
+    key_bytes bytea not null,
+    created_at timestamptz not null default now()
+);
+insert into hdp_private.record_key_secret (key_bytes)
+values (public.gen_random_bytes(32))
+on conflict (id) do nothing;
+
+-- The keyed hash of a row's key (audit.record_key() text) in one source table: hex HMAC-SHA256
+-- of 'source.table:key' under `secret`. Owner only (called by the functions below, which run as
+-- the owner): no service login can hash a value of its choosing and look it up in
+-- audit.row_issue. Plain SQL, stable like convert_to(): PostgreSQL inlines it (no function call
+-- per row, ~1 µs a row); the functions below read the secret once per call and pass it.
+create or replace function hdp_private.record_key_hmac_with(
+    secret bytea, source text, table_name text, record_key text
+) returns text
+language sql stable parallel safe
+return encode(
+    public.hmac(convert_to(source || '.' || table_name || ':' || record_key, 'UTF8'), secret, 'sha256'),
+    'hex'
+);
+revoke all on function hdp_private.record_key_hmac_with(bytea, text, text, text) from public;
+
+-- The same under the record-key secret (owner only: set-up's migration, an administrator).
+create or replace function hdp_private.record_key_hmac(
+    source text, table_name text, record_key text
+) returns text
+language sql stable parallel safe
+return hdp_private.record_key_hmac_with(
+    (select s.key_bytes from hdp_private.record_key_secret as s), source, table_name, record_key
+);
+revoke all on function hdp_private.record_key_hmac(text, text, text) from public;
+
+-- 'r.col1::text, r.col2::text' of key columns, each a quoted identifier.
+create or replace function audit.key_columns_sql(key_columns text[]) returns text
+language sql immutable parallel safe
+return (
+    select string_agg(format('r.%I::text', c), ', ' order by n)
+    from unnest(key_columns) with ordinality as k (c, n)
+);
+
+-- The gate's hashes (loader only): for the given keys (audit.record_key() text) of rows of one
+-- batch of raw_<source>.<table>, each key and its keyed hash. Only keys a row of the batch has
+-- are hashed, so the function is no oracle for values of the caller's choosing. The landing
+-- table belongs to the loader: checked a plain table of built-in types, locked, read with
+-- row_security off (audit.require_plain_table).
+create or replace function audit.record_key_hashes(
+    source text, table_name text, key_columns text[], batch_id bigint, record_keys text[]
+) returns table (record_key text, key_hash text)
+language plpgsql stable security definer
+set search_path = pg_catalog
+set row_security = off
+as $$
+declare
+    relation text := format('%I.%I', 'raw_' || source, table_name);
+    secret bytea := (select s.key_bytes from hdp_private.record_key_secret as s);
+begin
+    perform audit.require_plain_table(relation);
+    return query execute format(
+        'select distinct k.record_key, hdp_private.record_key_hmac_with($5, $1, $2, k.record_key) '
+        'from (select audit.record_key(%s) as record_key from %s as r where r._batch_id = $3) '
+        'as k where k.record_key in (select unnest($4))',
+        audit.key_columns_sql(key_columns), relation
+    ) using source, table_name, batch_id, record_keys, secret;
+end
+$$;
+revoke all on function audit.record_key_hashes(text, text, text[], bigint, text[]) from public;
+
+-- The rows behind row issues: for each of the given issues of raw_<source>.<table>, the batch
+-- and the key (audit.record_key() text, under the caller's `key_columns`) of every landed row
+-- whose keyed hash under the issue's own key_columns is the issue's. The gate, replay and dbt's
+-- staging match rows with it; its callers (loader, transformer) read the landing table anyway.
+-- A row's hash is computed once per call (a hash join), only for batches with such issues.
+-- A hash join (enable_nestloop off): each landed row's hash is computed once, never once per
+-- (row, issue) pair, whatever the planner guesses of the issues' count.
+create or replace function audit.issue_keys(
+    source text, table_name text, key_columns text[], issue_ids bigint[]
+) returns table (issue_id bigint, batch_id bigint, record_key text)
+language plpgsql stable security definer
+set search_path = pg_catalog
+set row_security = off
+set enable_nestloop = off
+as $$
+declare
+    relation text := format('%I.%I', 'raw_' || source, table_name);
+    issue_columns text[];
+    batches bigint[];
+    secret bytea := (select s.key_bytes from hdp_private.record_key_secret as s);
+begin
+    if coalesce(cardinality(issue_ids), 0) = 0 then
+        return;
+    end if;
+    perform audit.require_plain_table(relation);
+    for issue_columns in
+        select distinct i.key_columns from audit.row_issue as i
+        where i.issue_id = any(issue_ids) and i.source = $1 and i.table_name = $2
+            and cardinality(i.key_columns) > 0
+    loop
+        batches := array(
+            select distinct i.batch_id from audit.row_issue as i
+            where i.issue_id = any(issue_ids) and i.key_columns = issue_columns
+        );
+        return query execute format(
+            'select i.issue_id, i.batch_id, h.record_key from audit.row_issue as i '
+            'inner join (select r._batch_id, audit.record_key(%s) as record_key, '
+            'hdp_private.record_key_hmac_with($6, $3, $4, audit.record_key(%s)) as key_hash '
+            'from %s as r where r._batch_id = any($5)) as h '
+            'on h._batch_id = i.batch_id and h.key_hash = i.record_key '
+            'where i.issue_id = any($1) and i.key_columns = $2',
+            audit.key_columns_sql(key_columns), audit.key_columns_sql(issue_columns), relation
+        ) using issue_ids, issue_columns, source, table_name, batches, secret;
+    end loop;
+end
+$$;
+revoke all on function audit.issue_keys(text, text, text[], bigint[]) from public;
+
+-- The rows of raw_<source>.<table> held in quarantine (audit.quarantined_row), keyed by the
+-- caller's key columns: the one predicate the gate and dbt's published_rows() leave out.
+create or replace function audit.quarantined_keys(
+    source text, table_name text, key_columns text[]
+) returns table (issue_id bigint, batch_id bigint, record_key text)
+language sql stable
+set search_path = pg_catalog
+as $$
+    select k.issue_id, k.batch_id, k.record_key
+    from audit.issue_keys(
+        $1, $2, $3,
+        array(
+            select q.issue_id from audit.quarantined_row as q
+            where q.source = $1 and q.table_name = $2
+        )
+    ) as k
+$$;
+revoke all on function audit.quarantined_keys(text, text, text[]) from public;
 
 -- ---------------------------------------------------------------------------------------------
 -- File sources (issue 3; hdp.filedrop): the LIS's daily CSV drops.

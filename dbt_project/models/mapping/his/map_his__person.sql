@@ -16,7 +16,7 @@ patients as (
 -- staging passes no phone on (no model shows one): it is read from the published raw rows,
 -- same published/latest-version rule, and only its HMAC leaves this model
 raw_patients as (
-    {{ published_rows('raw_his', 'patients', 'patient_id') }}
+    {{ published_rows('raw_his', 'patients') }}
 ),
 
 latest_raw as (

@@ -15,7 +15,7 @@ patients as (
 -- staging passes no phone on: it is read from the published raw rows (same published and
 -- latest-version rule) and only its HMAC leaves this model
 raw_patients as (
-    {{ published_rows('raw_hisb', 'brxx', 'brid') }}
+    {{ published_rows('raw_hisb', 'brxx') }}
 ),
 
 versioned as (

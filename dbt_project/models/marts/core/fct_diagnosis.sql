@@ -48,7 +48,7 @@ icd10_codes as (
     changed as (
         select changed_key as diagnosis_id
         from (
-            {{ keys_published_since('raw_his', 'diagnoses', 'diagnosis_id', reprocess_since()) }}
+            {{ keys_published_since('raw_his', 'diagnoses', reprocess_since()) }}
         ) as diagnoses_changed
         union
         select raw_diagnoses.diagnosis_id

@@ -69,14 +69,12 @@ patient_history as (
         select 'OP-' || resolved.surviving_visit_id::text as encounter_key
         from {{ ref('int_his__outpatient_visits_resolved') }} as resolved
         where resolved.visit_id in (
-                {{ keys_published_since('raw_his', 'outpatient_visits', 'visit_id', reprocess_since()) }}
+                {{ keys_published_since('raw_his', 'outpatient_visits', reprocess_since()) }}
             )
         union
         select 'IP-' || admissions.changed_key::text as encounter_key
         from (
-            {{ keys_published_since(
-                'raw_his', 'inpatient_admissions', 'admission_id', reprocess_since()
-            ) }}
+            {{ keys_published_since('raw_his', 'inpatient_admissions', reprocess_since()) }}
         ) as admissions
         union
         -- a person whose registrations changed (birth date, sex, address, new duplicate)
@@ -89,7 +87,7 @@ patient_history as (
                         select changed_map.patient_key
                         from {{ ref('int_his__patient_key_map') }} as changed_map
                         where changed_map.patient_id in (
-                                {{ keys_published_since('raw_his', 'patients', 'patient_id', reprocess_since()) }}
+                                {{ keys_published_since('raw_his', 'patients', reprocess_since()) }}
                             )
                     )
             )
@@ -145,7 +143,7 @@ patient_history as (
         select unioned.encounter_key
         from {{ ref('int_encounters__unioned') }} as unioned
         where unioned.doctor_id in (
-                {{ keys_published_since('raw_his', 'doctors', 'doctor_id', reprocess_since()) }}
+                {{ keys_published_since('raw_his', 'doctors', reprocess_since()) }}
             )
         union
         select unioned.encounter_key
@@ -153,7 +151,7 @@ patient_history as (
         where unioned.dept_code in (
                 select {{ normalize_code('departments_changed.changed_key') }}
                 from (
-                    {{ keys_published_since('raw_his', 'departments', 'dept_code', reprocess_since()) }}
+                    {{ keys_published_since('raw_his', 'departments', reprocess_since()) }}
                 ) as departments_changed
             )
     ),

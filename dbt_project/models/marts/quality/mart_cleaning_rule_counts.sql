@@ -42,7 +42,7 @@ rules as (
 
 counted as (
     {%- for rule_id, table, key, before, after in rules %}
-        {%- set published %}({{ published_rows('raw_his', table, key) }}){% endset %}
+        {%- set published %}({{ published_rows('raw_his', table) }}){% endset %}
         select
             '{{ rule_id }}' as rule_id,
             count(*) as rows_checked,

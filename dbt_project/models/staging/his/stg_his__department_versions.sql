@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'departments', 'dept_code') }}
+    {{ published_rows('raw_his', 'departments') }}
 ),
 
 versions as (

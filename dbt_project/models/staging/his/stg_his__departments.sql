@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'departments', 'dept_code') }}
+    {{ published_rows('raw_his', 'departments') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'diagnoses', 'diagnosis_id') }}
+    {{ published_rows('raw_his', 'diagnoses') }}
 ),
 
 latest as (

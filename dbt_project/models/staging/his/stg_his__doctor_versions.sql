@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'doctors', 'doctor_id') }}
+    {{ published_rows('raw_his', 'doctors') }}
 ),
 
 versions as (

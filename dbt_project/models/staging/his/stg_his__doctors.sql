@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'doctors', 'doctor_id') }}
+    {{ published_rows('raw_his', 'doctors') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'inpatient_admissions', 'admission_id') }}
+    {{ published_rows('raw_his', 'inpatient_admissions') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'outpatient_visits', 'visit_id') }}
+    {{ published_rows('raw_his', 'outpatient_visits') }}
 ),
 
 latest as (

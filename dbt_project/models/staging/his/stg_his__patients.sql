@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_his', 'patients', 'patient_id') }}
+    {{ published_rows('raw_his', 'patients') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'ksdm', 'ksdm') }}
+    {{ published_rows('raw_hisb', 'ksdm') }}
 ),
 
 versioned as (

@@ -4,7 +4,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'zdxx', 'zdxh') }}
+    {{ published_rows('raw_hisb', 'zdxx') }}
 ),
 
 versioned as (

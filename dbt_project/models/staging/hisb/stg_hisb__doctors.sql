@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'ysxx', 'ysdm') }}
+    {{ published_rows('raw_hisb', 'ysxx') }}
 ),
 
 versioned as (

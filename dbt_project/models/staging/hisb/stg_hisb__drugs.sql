@@ -2,7 +2,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'ypzd', 'ypdm') }}
+    {{ published_rows('raw_hisb', 'ypzd') }}
 ),
 
 versioned as (

@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'zyjl', 'zyh') }}
+    {{ published_rows('raw_hisb', 'zyjl') }}
 ),
 
 versioned as (

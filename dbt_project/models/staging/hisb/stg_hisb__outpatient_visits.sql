@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'mzgh', 'ghxh') }}
+    {{ published_rows('raw_hisb', 'mzgh') }}
 ),
 
 versioned as (

@@ -4,7 +4,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'brxx', 'brid') }}
+    {{ published_rows('raw_hisb', 'brxx') }}
 ),
 
 versioned as (

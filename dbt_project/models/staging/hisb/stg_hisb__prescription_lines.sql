@@ -2,7 +2,7 @@
 with
 
 source as (
-    {{ published_rows('raw_hisb', 'cfmx', 'mxxh') }}
+    {{ published_rows('raw_hisb', 'cfmx') }}
 ),
 
 versioned as (

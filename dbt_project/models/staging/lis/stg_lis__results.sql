@@ -4,7 +4,7 @@
 with
 
 source as (
-    {{ published_rows('raw_lis', 'results', 'result_id') }}
+    {{ published_rows('raw_lis', 'results') }}
 ),
 
 test_codes as (

@@ -5,7 +5,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'dispensing', 'dispense_id') }}
+    {{ published_rows('raw_pharmacy', 'dispensing') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'drug_prices', 'price_id') }}
+    {{ published_rows('raw_pharmacy', 'drug_prices') }}
 ),
 
 latest as (

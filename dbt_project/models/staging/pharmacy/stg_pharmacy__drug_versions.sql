@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'drugs', 'drug_code') }}
+    {{ published_rows('raw_pharmacy', 'drugs') }}
 ),
 
 versions as (

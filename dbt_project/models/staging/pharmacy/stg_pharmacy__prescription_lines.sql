@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'prescription_lines', 'line_id') }}
+    {{ published_rows('raw_pharmacy', 'prescription_lines') }}
 ),
 
 latest as (

@@ -3,7 +3,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'prescriptions', 'prescription_id') }}
+    {{ published_rows('raw_pharmacy', 'prescriptions') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'purchase_orders', 'po_id') }}
+    {{ published_rows('raw_pharmacy', 'purchase_orders') }}
 ),
 
 latest as (

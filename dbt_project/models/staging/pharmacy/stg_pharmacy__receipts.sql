@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'receipts', 'receipt_id') }}
+    {{ published_rows('raw_pharmacy', 'receipts') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'stock_batches', 'snapshot_id') }}
+    {{ published_rows('raw_pharmacy', 'stock_batches') }}
 ),
 
 latest as (

@@ -1,7 +1,7 @@
 with
 
 source as (
-    {{ published_rows('raw_pharmacy', 'suppliers', 'supplier_code') }}
+    {{ published_rows('raw_pharmacy', 'suppliers') }}
 ),
 
 latest as (
