@@ -135,6 +135,14 @@ def init_sources(lg: DemoLogins, settings: Settings | None = None) -> None:
     for source, owner, reader in postgres:
         _init_source_schema(source, owner, reader)
         save_source_connection(settings, CONN_IDS[source], reader)
+    init_mysql_sources(lg, settings)
+
+
+def init_mysql_sources(lg: DemoLogins, settings: Settings | None = None) -> None:
+    """The simulated MySQL-family sources alone (Hospital B's HIS): their databases, owner and
+    reader on the MySQL server (the embedded MariaDB, or HDP_MARIADB_URL's: compose's
+    hisb-source), each reader recorded as the platform's connection of that source."""
+    settings = settings or load_settings()
     for source, owner, reader in lg.simulated_sources():
         if source in MYSQL_SOURCES:
             _init_mysql_source(settings, source, owner, reader)
