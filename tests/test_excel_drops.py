@@ -179,7 +179,7 @@ def test_workbook_refusals_match_the_csv_ones():
 
 
 @pytest.mark.unit
-def test_a_workbook_dropped_into_a_csv_source_is_refused_with_the_fix(tmp_path):
+def test_a_workbook_dropped_into_a_csv_source_is_refused_with_the_fix():
     lis = load_manifest("lis")
     with pytest.raises(FileRefused, match="format: workbook"):
         parse_delivery(lis, lis.tables[0], "lis_results_20240101.xlsx", workbook(CLEAN))

@@ -27,9 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from hdp.manifest import WORKBOOK_SUFFIXES, is_workbook
-
-__all__ = ["WORKBOOK_SUFFIXES", "WorkbookRefused", "cell_text", "is_workbook", "read_sheet"]
 CELL_TYPES_COLUMN = "_cell_types"
 EMPTY = "-"
 

@@ -43,9 +43,9 @@ from psycopg2 import sql
 
 from hdp.config import load_settings
 from hdp.errors import safe_error
-from hdp.ingest.excel import CELL_TYPES_COLUMN, WorkbookRefused, is_workbook, read_sheet
+from hdp.ingest.excel import CELL_TYPES_COLUMN, WorkbookRefused, read_sheet
 from hdp.ingest.extract import source_columns
-from hdp.manifest import SourceManifest, TableSpec
+from hdp.manifest import SourceManifest, TableSpec, is_workbook
 from hdp.quality.dedup import drop_repeated_content
 from hdp.quality.gate import PublishBlocked, publish_run
 
@@ -402,7 +402,7 @@ def _ensure_raw_table(
     schema: str,
     table: str,
     columns: tuple[str, ...],
-    metadata: tuple[tuple[str, str], ...] = FILE_METADATA,
+    metadata: tuple[tuple[str, str], ...],
 ) -> None:
     """Create raw_<source>.<table> (file columns as text + the load metadata, a BRIN index on
     _batch_id for the gate's and staging's per-batch reads); refuse drift."""
