@@ -19,6 +19,7 @@ from hdp.analytics.forecast import (
     evaluate,
     forecast_many,
     forecast_series,
+    growth_exponent,
     monthly_series,
     scores,
     seasonal_naive,
@@ -187,16 +188,46 @@ def test_intervals_are_symmetric_so_a_backtest_bias_is_not_carried_forward():
     assert (q[80] > 0.2).all()
 
 
-def test_a_small_family_pools_every_candidates_errors():
+def test_a_small_family_pools_every_candidates_errors_per_step():
     rng = np.random.default_rng(9)
     chosen = _errors(rng, 2, 6, lambda j: 0.02)  # 12 errors per step: too few for its own
     wide = _errors(rng, 2, 6, lambda j: 0.2)
-    every = {k: chosen[k] + wide[k] for k in chosen}
+    more = _errors(rng, 2, 6, lambda j: 0.2)
+    every = {k: chosen[k] + wide[k] + more[k] for k in chosen}  # 36 per step
     spreads = dict.fromkeys(chosen, 1.0)
     alone = step_quantiles(chosen, chosen, spreads, 6)
     pooled = step_quantiles(chosen, every, spreads, 6)
     assert (pooled[80] > 2 * alone[80]).all()  # the other candidates' errors widen it
-    assert np.allclose(pooled[80] / pooled[80][0], np.arange(1, 7))  # linear in the step
+    # errors that do not grow with the step give widths that do not either (not linear)
+    assert pooled[80][-1] / pooled[80][0] < 1.5
+
+
+def test_the_first_months_interval_covers_its_level_when_errors_do_not_grow():
+    """The rule before (a width linear in the step, from errors pooled over steps after
+    dividing each by its step) made the first month's interval a fraction of its errors:
+    on the real families its 80% interval covered 0-46% of first months."""
+    rng = np.random.default_rng(10)
+    sd = 0.1
+    family = _errors(rng, 2, 12, lambda j: sd)  # 2 series, flat errors: the tiny-family rule
+    q = step_quantiles(family, family, dict.fromkeys(family, 1.0), 12)
+    fresh = np.abs(rng.normal(0, sd, size=4000))
+    assert np.mean(fresh <= q[80][0]) >= 0.7  # the rule before: 0.24
+    assert np.mean(fresh <= q[95][0]) >= 0.88  # the rule before: 0.62
+
+
+def test_growth_exponent_is_measured_from_the_errors():
+    rng = np.random.default_rng(11)
+    for true_b, errs in [
+        (0.5, _errors(rng, 3, 12, lambda j: 0.1 * math.sqrt(j + 1))),
+        (0.0, _errors(rng, 3, 12, lambda j: 0.1)),
+        (1.0, _errors(rng, 3, 12, lambda j: 0.1 * (j + 1))),
+    ]:
+        per_step: dict[int, list[float]] = {}
+        for e in errs.values():
+            for j, err, scale in e:
+                per_step.setdefault(j, []).append(abs(err) / scale)
+        assert growth_exponent(per_step) == pytest.approx(true_b, abs=0.15)
+    assert growth_exponent({0: [0.1, 0.2, 0.1]}) == 0.5  # too few steps: the default
 
 
 def test_real_pbs_series_selected_beats_seasonal_naive_and_stays_near_the_best():
