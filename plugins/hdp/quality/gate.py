@@ -10,10 +10,12 @@ pulled into Python. Results hold counts and observed aggregates, never row value
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +164,23 @@ def build_expectations(
                 )
             )
     return out
+
+
+@contextmanager
+def _gx_lock(quality_dir: Path) -> Iterator[None]:
+    """Hold the quality folder's GX lock: one process at a time reads and rewrites the file
+    context (great_expectations.yml, suites, checkpoints). Gates of different sources run at
+    once on the same folder (mapped tasks, several workers on a shared volume), and a reader
+    catching great_expectations.yml half rewritten failed the gate with GX's `TypeError:
+    argument of type 'NoneType' is not iterable` or `InvalidDataContextConfigError` (issue 19's
+    distributed run; tests/test_gx_lock.py). An flock: released if the process dies."""
+    quality_dir.mkdir(parents=True, exist_ok=True)
+    with open(quality_dir / ".gx.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _context(quality_dir: Path):
@@ -380,41 +399,42 @@ def _run_gx(
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
-    os.environ[GX_URL_ENV] = warehouse_url
-    context = _context(quality_dir)
-    datasource = context.data_sources.add_or_update_postgres(
-        name="warehouse", connection_string="${" + GX_URL_ENV + "}"
-    )
-    asset_name = f"raw_{source}.{table}"
-    if asset_name in datasource.get_asset_names():
-        datasource.delete_asset(asset_name)
-    # the batch as it will be published (gate_query): quarantined rows are set aside
-    asset = datasource.add_query_asset(name=asset_name, query=query)
-    batch_definition = asset.add_batch_definition_whole_table("batch")
-    suite = context.suites.add_or_update(
-        gx.ExpectationSuite(
-            name=asset_name, expectations=expectations, meta={"source": source, "table": table}
+    with _gx_lock(quality_dir):
+        os.environ[GX_URL_ENV] = warehouse_url
+        context = _context(quality_dir)
+        datasource = context.data_sources.add_or_update_postgres(
+            name="warehouse", connection_string="${" + GX_URL_ENV + "}"
         )
-    )
-    validation = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=asset_name, data=batch_definition, suite=suite)
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=f"gate_{source}_{table}",
-            validation_definitions=[validation],
-            # Data Docs are rebuilt once per run (build_reports), not once per table: a rebuild
-            # renders the whole history, so per-table rebuilds grew with every day of history.
-            actions=[],
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
+        asset_name = f"raw_{source}.{table}"
+        if asset_name in datasource.get_asset_names():
+            datasource.delete_asset(asset_name)
+        # the batch as it will be published (gate_query): quarantined rows are set aside
+        asset = datasource.add_query_asset(name=asset_name, query=query)
+        batch_definition = asset.add_batch_definition_whole_table("batch")
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(
+                name=asset_name, expectations=expectations, meta={"source": source, "table": table}
+            )
         )
-    )
-    run = checkpoint.run(
-        expectation_parameters={"expected_row_count": expected_rows},
-        # Data Docs list runs by name: make each one traceable to its load batch
-        run_id=RunIdentifier(run_name=f"batch-{int(batch_id)}"),
-    )
-    return next(iter(run.run_results.values())).results
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=asset_name, data=batch_definition, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"gate_{source}_{table}",
+                validation_definitions=[validation],
+                # Data Docs are rebuilt once per run (build_reports), not once per table: a rebuild
+                # renders the whole history, so per-table rebuilds grew with every day of history.
+                actions=[],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 0},
+            )
+        )
+        run = checkpoint.run(
+            expectation_parameters={"expected_row_count": expected_rows},
+            # Data Docs list runs by name: make each one traceable to its load batch
+            run_id=RunIdentifier(run_name=f"batch-{int(batch_id)}"),
+        )
+        return next(iter(run.run_results.values())).results
 
 
 def validate_batch(
@@ -620,7 +640,8 @@ def _quarantined(wh, batch_id: int, source: str, table: str, primary_key: list[s
 
 def build_reports(quality_dir: Path) -> Path:
     """Rebuild GX Data Docs from every stored validation result; returns the index page."""
-    _context(quality_dir).build_data_docs()
+    with _gx_lock(quality_dir):
+        _context(quality_dir).build_data_docs()
     return data_docs_index(quality_dir)
 
 
